@@ -1,0 +1,80 @@
+"""Start the server: `python3 -m klr [HANDLER]`, or `/opt/aws-custom-runtime` in an image.
+
+A handler given as the only argument (an image's CMD, as with AWS's base images) wins over
+`_HANDLER`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+from klr.config import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, Settings, SettingsError
+from klr.front import FrontDoor
+from klr.http import HttpServer
+from klr.invokers import InvokerPool, log
+from klr.modes import mode_for
+from klr.runtime_api import RuntimeApi
+
+
+def find_bootstrap(settings: Settings) -> str | None:
+    """Lambda's search order: the function's own bootstrap, a layer's, then the runtime's."""
+    for folder in (settings.task_root, "/opt", settings.runtime_dir):
+        path = os.path.join(folder, "bootstrap")
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+async def serve(settings: Settings, bootstrap: str) -> None:
+    pool = InvokerPool(settings, bootstrap)
+    runtime_apis = [HttpServer(RuntimeApi(invoker).handle, MAX_RESPONSE_BYTES) for invoker in pool.invokers]
+    for server, invoker in zip(runtime_apis, pool.invokers):
+        await server.start("127.0.0.1", invoker.port)
+    front = HttpServer(FrontDoor(settings, pool, mode_for(settings.event_type)).handle, MAX_REQUEST_BYTES)
+    try:
+        await front.start(None, settings.port)
+    except OSError:  # no IPv6 in this network namespace: IPv4 alone
+        await front.start("0.0.0.0", settings.port)
+    pool.start()
+    log(f"klr: serving {settings.handler or bootstrap} on port {settings.port} "
+        f"({settings.event_type} events, {settings.invoker_count} invokers, "
+        f"timeout {settings.timeout:g} s)")
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+    log(f"klr: stopping: draining {pool.in_flight} invocations")
+    front.close()
+    if not await pool.drain(settings.shutdown_timeout):
+        log(f"klr: {pool.in_flight} invocations still running after "
+            f"{settings.shutdown_timeout:g} s: stopping them")
+    await pool.stop()
+    await front.wait_idle(1.0)
+    for server in runtime_apis:
+        server.close()
+    log("klr: stopped")
+
+
+def main() -> None:
+    try:
+        settings = Settings.from_env(handler=" ".join(sys.argv[1:2]))
+    except SettingsError as error:
+        sys.exit(f"klr: {error}")
+    bootstrap = find_bootstrap(settings)
+    if not bootstrap:
+        sys.exit(
+            f"klr: no executable bootstrap in {settings.task_root}, /opt or {settings.runtime_dir}: "
+            "build FROM a klr language image, or add an executable file named 'bootstrap' "
+            "to your function"
+        )
+    asyncio.run(serve(settings, bootstrap))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Settings: every variable the server reads, validated once at start-up.
+
+The README's settings table documents the same names; `Settings.from_env` is the only reader.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+# Lambda's synchronous payload limits: the Invoke API refuses larger requests, the Runtime API
+# larger responses (the emulator's limit, 6 MiB plus 100 bytes).
+MAX_REQUEST_BYTES = 6 * 1024 * 1024
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
+
+EVENT_TYPES = ("RAW", "API_GATEWAY")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the server cannot use; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    port: int = 8080
+    invoker_count: int = 4
+    event_type: str = "RAW"
+    timeout: float = 300.0
+    queue_size: int = 100
+    runtime_api_port: int = 9001
+    shutdown_timeout: float = 25.0
+    function_name: str = "function"
+    function_version: str = "$LATEST"
+    memory_size: int = 3008
+    region: str = "us-east-1"
+    account_id: str = "012345678912"
+    task_root: str = "/var/task"
+    runtime_dir: str = "/var/runtime"
+    handler: str = ""
+
+    @property
+    def function_arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.function_name}"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, handler: str = "") -> Settings:
+        """Read and check every setting; raise SettingsError naming the variable at fault."""
+        env = os.environ if env is None else env
+        reader = _Reader(env)
+        settings = cls(
+            port=reader.integer("PORT", 8080, 1, 65535),
+            invoker_count=reader.integer("INVOKER_COUNT", 4, 1, 256),
+            event_type=reader.event_type(),
+            timeout=reader.timeout(),
+            queue_size=reader.integer("KLR_QUEUE_SIZE", 100, 0, 100_000),
+            runtime_api_port=reader.integer("KLR_RUNTIME_API_PORT", 9001, 1024, 65535),
+            shutdown_timeout=reader.number("KLR_SHUTDOWN_TIMEOUT", 25.0, 0, 3600),
+            function_name=env.get("AWS_LAMBDA_FUNCTION_NAME") or env.get("K_SERVICE") or "function",
+            function_version=env.get("AWS_LAMBDA_FUNCTION_VERSION") or "$LATEST",
+            memory_size=reader.integer("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 3008, 128, 10240),
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            account_id=env.get("KLR_ACCOUNT_ID") or "012345678912",
+            task_root=env.get("LAMBDA_TASK_ROOT") or "/var/task",
+            runtime_dir=env.get("LAMBDA_RUNTIME_DIR") or "/var/runtime",
+            handler=handler or env.get("_HANDLER") or env.get("AWS_LAMBDA_FUNCTION_HANDLER") or "",
+        )
+        last_api_port = settings.runtime_api_port + settings.invoker_count - 1
+        if settings.runtime_api_port <= settings.port <= last_api_port:
+            raise SettingsError(
+                f"PORT={settings.port} collides with the Runtime API ports "
+                f"{settings.runtime_api_port}-{last_api_port}: change PORT or KLR_RUNTIME_API_PORT"
+            )
+        return settings
+
+
+class _Reader:
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return default
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            raise SettingsError(f"{name} must be a whole number from {low} to {high}, got {raw!r}")
+        return int(raw)
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if not low <= value <= high:
+            raise SettingsError(f"{name} must be a number of seconds from {low} to {high}, got {raw!r}")
+        return value
+
+    def event_type(self) -> str:
+        # EVENT_TYPE is the seed's name; RESPONSE_FORMAT is the later spelling of the same switch.
+        name = "EVENT_TYPE" if self.env.get("EVENT_TYPE") else "RESPONSE_FORMAT"
+        raw = self.env.get(name, "").strip().upper()
+        if raw in ("", "PLAIN"):
+            return "RAW"
+        if raw not in EVENT_TYPES:
+            raise SettingsError(f"{name} must be one of {', '.join(EVENT_TYPES)}, got {raw!r}")
+        return raw
+
+    def timeout(self) -> float:
+        if self.env.get("AWS_LAMBDA_FUNCTION_TIMEOUT", "").strip():
+            return self.number("AWS_LAMBDA_FUNCTION_TIMEOUT", 300.0, 0.001, 86400)
+        raw = self.env.get("FUNCTION_TTL", "").strip()
+        if not raw:
+            return 300.0
+        # The seed took whole seconds, later Go durations such as "10s", "1m30s" or "500ms".
+        if re.fullmatch(r"\d+(\.\d+)?", raw):
+            return float(raw)
+        parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", raw)
+        if not parts or "".join(n + u for n, u in parts) != raw:
+            raise SettingsError(f"FUNCTION_TTL must be seconds or a duration like '10s', got {raw!r}")
+        scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+        return sum(float(n) * scale[u] for n, u in parts)

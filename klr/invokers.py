@@ -1,0 +1,370 @@
+"""The invoker pool: INVOKER_COUNT bootstrap processes, each one a Lambda sandbox of its own.
+
+Every invoker has its own Runtime API port, so the server always knows which process holds an
+invocation: a timeout kills exactly that process, an exit fails exactly that invocation, and a
+replacement process starts in its place. Requests wait in one bounded queue for a free invoker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+
+from klr.config import Settings
+
+
+@dataclass
+class Outcome:
+    """What became of an invocation: the function's result, or the error that replaced it.
+
+    `status` is the HTTP status the raw front door answers with; event modes and the Invoke API
+    translate from it.
+    """
+
+    body: bytes
+    status: int = 200
+    error_type: str | None = None
+    content_type: str = "application/json"
+
+    @property
+    def failed(self) -> bool:
+        return self.error_type is not None
+
+    @classmethod
+    def error(cls, status: int, error_type: str, message: str) -> Outcome:
+        body = json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+        return cls(body, status, error_type)
+
+
+@dataclass
+class Invocation:
+    event: bytes
+    client_context: str = ""
+    cognito_identity: str = ""
+    trace_id: str = ""
+    tenant_id: str = ""
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    outcome: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    def finish(self, outcome: Outcome) -> bool:
+        """Settle the invocation once; later outcomes (a late reply, a second error) are ignored."""
+        if self.outcome.done():
+            return False
+        self.outcome.set_result(outcome)
+        return True
+
+
+class QueueFull(Exception):
+    """Every invoker is busy and the queue holds KLR_QUEUE_SIZE requests already."""
+
+
+class WorkQueue:
+    """Invocations waiting for an invoker, and invokers waiting for an invocation."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._pending: deque[Invocation] = deque()
+        self._idle: deque[asyncio.Future] = deque()
+
+    def submit(self, invocation: Invocation, front: bool = False) -> None:
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(invocation)
+                return
+        if front:
+            self._pending.appendleft(invocation)
+        elif len(self._pending) >= self.limit:
+            raise QueueFull
+        else:
+            self._pending.append(invocation)
+
+    async def take(self) -> Invocation:
+        if self._pending:
+            return self._pending.popleft()
+        waiter = asyncio.get_running_loop().create_future()
+        self._idle.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            # Cancelled after being handed an invocation: give it to someone else.
+            if waiter.done() and not waiter.cancelled():
+                self.submit(waiter.result(), front=True)
+            raise
+
+
+class RuntimeApiError(Exception):
+    """A Runtime API call the current state does not allow; carries Lambda's status and type."""
+
+    def __init__(self, status: int, error_type: str, message: str):
+        super().__init__(message)
+        self.status, self.error_type, self.message = status, error_type, message
+
+
+def log(line: str) -> None:
+    print(line, flush=True)
+
+
+class Invoker:
+    """One bootstrap process and the Runtime API state the server keeps for it."""
+
+    def __init__(self, index: int, settings: Settings, queue: WorkQueue, bootstrap: str):
+        self.index = index
+        self.settings = settings
+        self.queue = queue
+        self.bootstrap = bootstrap
+        self.port = settings.runtime_api_port + index
+        self.env = bootstrap_env(settings, self.port)
+        self.process: asyncio.subprocess.Process | None = None
+        self.initialized = False  # this process has asked for work at least once
+        self.init_error: Outcome | None = None
+        self.reserved: Invocation | None = None  # taken from the queue to retry a failed init
+        self.current: Invocation | None = None
+        self.last_finished_id = ""
+        self.stopping = False
+        self._spawned_at = 0.0
+        self._init_ms: float | None = None
+        self._started_at = 0.0
+        self.deadline_ms = 0
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        self._waiting_for_work: asyncio.Future | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.initialized and self.process is not None and self.process.returncode is None
+
+    async def run(self) -> None:
+        """Keep a bootstrap running. After a failed init, wait for a request before retrying, so
+        a broken function costs nothing while idle and each request sees a fresh attempt."""
+        init_failed = False
+        while not self.stopping:
+            if init_failed:
+                self.reserved = await self.queue.take()
+            await self._spawn()
+            returncode = await self.process.wait() if self.process else 127
+            init_failed = self._on_exit(returncode)
+
+    async def _spawn(self) -> None:
+        self.initialized, self.init_error, self._init_ms = False, None, None
+        self._spawned_at = time.monotonic()
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                self.bootstrap,
+                env=self.env,
+                cwd=self.settings.task_root,
+                stdin=asyncio.subprocess.DEVNULL,
+                start_new_session=True,  # its own process group, so a kill reaches its children
+            )
+        except OSError as error:
+            self.process = None
+            self.init_error = Outcome.error(
+                502, "Runtime.InvalidEntrypoint", f"Could not start {self.bootstrap}: {error}"
+            )
+
+    def _on_exit(self, returncode: int) -> bool:
+        """Settle what the process left behind; True when it died before asking for work."""
+        if self._waiting_for_work:
+            self._waiting_for_work.cancel()
+        reason = f"signal: {signal.Signals(-returncode).name}" if returncode < 0 else f"exit status {returncode}"
+        invocation, self.current = self.current, None
+        if invocation:
+            self._cancel_deadline()
+            exit_error = Outcome.error(
+                502, "Runtime.ExitError",
+                f"RequestId: {invocation.id} Error: Runtime exited with error: {reason}",
+            )
+            if invocation.finish(exit_error):
+                log(f"RequestId: {invocation.id} Error: Runtime exited with error: {reason}")
+            self._log_end(invocation)
+            return False
+        if self.initialized or self.stopping:
+            return False
+        outcome = self.init_error or Outcome.error(
+            502, "Runtime.ExitError", f"Runtime exited before init completed: {reason}"
+        )
+        log(f"INIT_REPORT Init Duration: {self._ms_since(self._spawned_at):.2f} ms\t"
+            f"Phase: init\tStatus: error\tError Type: {outcome.error_type}")
+        if self.reserved:
+            self.reserved.finish(outcome)
+            self.reserved = None
+        return True
+
+    # Runtime API calls, one method per route; the HTTP side lives in runtime_api.py.
+
+    async def next_invocation(self) -> Invocation:
+        if self.current is not None:
+            raise RuntimeApiError(403, "InvalidStateTransition",
+                                  f"Invocation {self.current.id} has no result yet")
+        if not self.initialized:
+            self.initialized = True
+            self._init_ms = self._ms_since(self._spawned_at)
+        if self.reserved:
+            invocation, self.reserved = self.reserved, None
+        else:
+            self._waiting_for_work = asyncio.ensure_future(self.queue.take())
+            try:
+                invocation = await self._waiting_for_work
+            finally:
+                self._waiting_for_work = None
+        self.current = invocation
+        self._started_at = time.monotonic()
+        self.deadline_ms = int((time.time() + self.settings.timeout) * 1000)
+        self._deadline_timer = asyncio.get_running_loop().call_later(
+            self.settings.timeout, self._time_out, invocation
+        )
+        log(f"START RequestId: {invocation.id} Version: {self.settings.function_version}")
+        return invocation
+
+    def finish(self, request_id: str, outcome: Outcome) -> None:
+        invocation = self._current_for(request_id)
+        self._cancel_deadline()
+        invocation.finish(outcome)
+        self.current, self.last_finished_id = None, invocation.id
+        self._log_end(invocation)
+
+    def fail_init(self, outcome: Outcome) -> None:
+        if self.initialized:
+            raise RuntimeApiError(403, "InvalidStateTransition", "Init has already completed")
+        self.init_error = outcome
+
+    def _current_for(self, request_id: str) -> Invocation:
+        if self.current is not None and self.current.id == request_id:
+            return self.current
+        if request_id == self.last_finished_id:
+            raise RuntimeApiError(403, "InvalidStateTransition",
+                                  f"Invocation {request_id} already has a result")
+        raise RuntimeApiError(400, "InvalidRequestID", "Invalid request ID")
+
+    def _time_out(self, invocation: Invocation) -> None:
+        seconds = f"{self.settings.timeout:.2f}"
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        log(f"{stamp}Z {invocation.id} Task timed out after {seconds} seconds")
+        invocation.finish(Outcome.error(
+            504, "Sandbox.Timedout",
+            f"RequestId: {invocation.id} Error: Task timed out after {seconds} seconds",
+        ))
+        self.kill(signal.SIGKILL)  # the exit handler logs END and starts a fresh process
+
+    def kill(self, sig: int) -> None:
+        if self.process and self.process.returncode is None:
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline_timer:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
+
+    def _log_end(self, invocation: Invocation) -> None:
+        duration = self._ms_since(self._started_at)
+        report = (
+            f"REPORT RequestId: {invocation.id}\tDuration: {duration:.2f} ms\t"
+            f"Billed Duration: {int(duration) + 1} ms\tMemory Size: {self.settings.memory_size} MB\t"
+            f"Max Memory Used: {self._peak_memory_mb()} MB\t"
+        )
+        if self._init_ms is not None:
+            report += f"Init Duration: {self._init_ms:.2f} ms\t"
+            self._init_ms = None
+        log(f"END RequestId: {invocation.id}\n{report}")
+
+    def _peak_memory_mb(self) -> int:
+        try:
+            with open(f"/proc/{self.process.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) // 1024
+        except (OSError, AttributeError):
+            pass
+        return 0
+
+    @staticmethod
+    def _ms_since(start: float) -> float:
+        return (time.monotonic() - start) * 1000
+
+
+def bootstrap_env(settings: Settings, port: int) -> dict[str, str]:
+    """The environment of a bootstrap: the container's, Lambda's documented values where the
+    user set none, and the Runtime API address, which is always ours."""
+    stream = time.strftime("%Y/%m/%d/") + f"[{settings.function_version}]" + secrets.token_hex(16)
+    defaults = {
+        "AWS_LAMBDA_FUNCTION_NAME": settings.function_name,
+        "AWS_LAMBDA_FUNCTION_VERSION": settings.function_version,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(settings.memory_size),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{settings.function_name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_REGION": settings.region,
+        "AWS_DEFAULT_REGION": settings.region,
+        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+        "LAMBDA_TASK_ROOT": settings.task_root,
+        "LAMBDA_RUNTIME_DIR": settings.runtime_dir,
+        "TZ": ":/etc/localtime",
+        "LANG": "en_US.UTF-8",
+    }
+    env = {**defaults, **os.environ}
+    env["AWS_LAMBDA_RUNTIME_API"] = f"127.0.0.1:{port}"
+    env["_HANDLER"] = settings.handler
+    env.pop("_X_AMZN_TRACE_ID", None)  # set per invocation by the runtime, never inherited
+    return env
+
+
+class InvokerPool:
+    """The invokers, the queue they share, and the bookkeeping shutdown needs."""
+
+    def __init__(self, settings: Settings, bootstrap: str):
+        self.queue = WorkQueue(settings.queue_size)
+        self.invokers = [Invoker(i, settings, self.queue, bootstrap) for i in range(settings.invoker_count)]
+        self.in_flight = 0
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._tasks: list[asyncio.Task] = []
+
+    @property
+    def ready(self) -> bool:
+        return any(invoker.ready for invoker in self.invokers)
+
+    def start(self) -> None:
+        self._tasks = [asyncio.ensure_future(invoker.run()) for invoker in self.invokers]
+
+    def submit(self, invocation: Invocation) -> asyncio.Future:
+        """Queue an invocation; its outcome future settles when done. QueueFull when saturated."""
+        self.queue.submit(invocation)
+        self.in_flight += 1
+        self._drained.clear()
+        invocation.outcome.add_done_callback(self._settled)
+        return invocation.outcome
+
+    def _settled(self, _: asyncio.Future) -> None:
+        self.in_flight -= 1
+        if not self.in_flight:
+            self._drained.set()
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait for in-flight invocations; False if some were still running at the timeout."""
+        try:
+            await asyncio.wait_for(self._drained.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """SIGTERM every bootstrap, SIGKILL what is left after the grace period (Lambda's 2 s)."""
+        for invoker in self.invokers:
+            invoker.stopping = True
+            invoker.kill(signal.SIGTERM)
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(self._tasks, timeout=grace)
+        for invoker in self.invokers:
+            invoker.kill(signal.SIGKILL)
+        for task in pending:
+            task.cancel()

@@ -1,0 +1,54 @@
+"""Event modes: how an HTTP request becomes a Lambda event and an outcome becomes a response.
+
+Each mode is a module with one class offering `to_event(request)` and `to_response(outcome)`;
+EVENT_TYPE picks one. Adding a mode is adding a module and a line in MODES.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Protocol
+
+from klr.http import Request, Response
+from klr.invokers import Outcome
+
+
+class BadInput(Exception):
+    """The request cannot become an event; answered with its status and a JSON error."""
+
+    def __init__(self, status: int, error_type: str, message: str):
+        super().__init__(message)
+        self.status, self.error_type, self.message = status, error_type, message
+
+
+class Mode(Protocol):
+    def to_event(self, request: Request) -> bytes: ...
+
+    def to_response(self, outcome: Outcome) -> Response: ...
+
+
+def json_event(body: bytes) -> bytes:
+    """A request body as a Lambda event: JSON as Lambda requires, an empty body meaning {}."""
+    if not body.strip():
+        return b"{}"
+    try:
+        json.loads(body)
+    except ValueError as error:
+        raise BadInput(
+            400, "InvalidRequestContentException",
+            f"Could not parse request body into json: {error}. "
+            """Send a JSON document, for example: curl -d '{"name": "Foo"}'""",
+        ) from None
+    return body
+
+
+def json_response(status: int, value: object) -> Response:
+    return Response(status, json.dumps(value).encode(), [("Content-Type", "application/json")])
+
+
+def mode_for(event_type: str) -> Mode:
+    from klr.modes.api_gateway import ApiGatewayMode
+    from klr.modes.raw import RawMode
+
+    modes = {"RAW": RawMode, "API_GATEWAY": ApiGatewayMode}
+    return modes[event_type]()

@@ -1,0 +1,123 @@
+"""API Gateway mode (EVENT_TYPE=API_GATEWAY): REST API proxy integration, payload format 1.0.
+
+The request becomes a proxy event; the function's `{statusCode, headers, multiValueHeaders,
+body, isBase64Encoded}` becomes the response. Like API Gateway, anything else, and any function
+failure, is a 502 `{"message": "Internal server error"}`; the reason goes to the log.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+import uuid
+from urllib.parse import parse_qsl
+
+from klr.http import Request, Response
+from klr.invokers import Outcome, log
+from klr.modes import json_response
+
+INTERNAL_ERROR = {"message": "Internal server error"}
+# Hop-by-hop and framing headers are the server's to set, not the function's.
+SERVER_HEADERS = {"content-length", "transfer-encoding", "connection"}
+
+
+class ApiGatewayMode:
+    def to_event(self, request: Request) -> bytes:
+        path = request.path
+        headers = _group(request.headers)
+        query = _group(parse_qsl(request.query, keep_blank_values=True))
+        forwarded_for = request.header("x-forwarded-for").split(",")[0].strip()
+        domain = request.header("x-forwarded-host") or request.header("host")
+        now = time.time()
+        body, is_base64 = _body_text(request.body)
+        resource = "/{proxy+}" if path != "/" else "/"
+        event = {
+            "resource": resource,
+            "path": path,
+            "httpMethod": request.method,
+            "headers": {k: v[-1] for k, v in headers.items()} or None,
+            "multiValueHeaders": headers or None,
+            "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+            "multiValueQueryStringParameters": query or None,
+            "pathParameters": {"proxy": path.lstrip("/")} if path != "/" else None,
+            "stageVariables": None,
+            "requestContext": {
+                "accountId": "012345678912",
+                "apiId": "klr",
+                "domainName": domain,
+                "domainPrefix": domain.split(".")[0],
+                "extendedRequestId": str(uuid.uuid4()),
+                "httpMethod": request.method,
+                "identity": {"sourceIp": forwarded_for or request.peer,
+                             "userAgent": request.header("user-agent") or None},
+                "path": path,
+                "protocol": request.version,
+                "requestId": str(uuid.uuid4()),
+                "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+                "requestTimeEpoch": int(now * 1000),
+                "resourceId": "klr",
+                "resourcePath": resource,
+                "stage": "$default",
+            },
+            "body": body,
+            "isBase64Encoded": is_base64,
+        }
+        return json.dumps(event).encode()
+
+    def to_response(self, outcome: Outcome) -> Response:
+        if outcome.error_type == "Sandbox.Timedout":
+            return json_response(504, {"message": "Endpoint request timed out"})
+        if outcome.failed:
+            return json_response(502, INTERNAL_ERROR)
+        try:
+            return _proxy_response(json.loads(outcome.body))
+        except (ValueError, TypeError, binascii.Error) as error:
+            log(f"Execution failed due to configuration error: Malformed Lambda proxy response: {error}")
+            return json_response(502, INTERNAL_ERROR)
+
+
+def _proxy_response(result: object) -> Response:
+    if not isinstance(result, dict):
+        raise TypeError(f"expected an object with statusCode, got {type(result).__name__}")
+    status = result.get("statusCode")
+    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+        raise TypeError(f"statusCode must be an integer HTTP status, got {status!r}")
+    body = result.get("body")
+    if body is not None and not isinstance(body, str):
+        raise TypeError(f"body must be a string, got {type(body).__name__}")
+    raw = (body or "").encode()
+    if result.get("isBase64Encoded"):
+        raw = base64.b64decode(raw, validate=True)
+    single = result.get("headers") or {}
+    multi = result.get("multiValueHeaders") or {}
+    if not isinstance(single, dict) or not isinstance(multi, dict):
+        raise TypeError("headers and multiValueHeaders must be objects")
+    overridden = {name.lower() for name in multi}
+    headers = [(name, _text(value)) for name, value in single.items() if name.lower() not in overridden]
+    headers += [(name, _text(value)) for name, values in multi.items() for value in values]
+    headers = [(name, value) for name, value in headers if name.lower() not in SERVER_HEADERS]
+    if not any(name.lower() == "content-type" for name, _ in headers):
+        headers.append(("Content-Type", "application/json"))
+    return Response(status, raw, headers)
+
+
+def _group(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for name, value in pairs:
+        grouped.setdefault(name, []).append(value)
+    return grouped
+
+
+def _body_text(body: bytes) -> tuple[str | None, bool]:
+    if not body:
+        return None, False
+    try:
+        return body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return base64.b64encode(body).decode(), True
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value)

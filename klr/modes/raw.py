@@ -1,0 +1,29 @@
+"""Raw mode, the seed's default: the request body is the event, the result is the body."""
+
+from __future__ import annotations
+
+import json
+
+from klr.http import Request, Response
+from klr.invokers import Outcome
+from klr.modes import json_event
+
+
+class RawMode:
+    def to_event(self, request: Request) -> bytes:
+        return json_event(request.body)
+
+    def to_response(self, outcome: Outcome) -> Response:
+        content_type = "application/json" if outcome.failed or _is_json(outcome) else "application/octet-stream"
+        return Response(outcome.status, outcome.body, [("Content-Type", content_type)])
+
+
+def _is_json(outcome: Outcome) -> bool:
+    # Runtimes label JSON results; a shell bootstrap's curl says form-urlencoded, so look.
+    if outcome.content_type.startswith("application/json"):
+        return True
+    try:
+        json.loads(outcome.body)
+        return True
+    except ValueError:
+        return False
