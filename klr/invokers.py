@@ -358,13 +358,17 @@ class InvokerPool:
 
     async def stop(self, grace: float = 2.0) -> None:
         """SIGTERM every bootstrap, SIGKILL what is left after the grace period (Lambda's 2 s)."""
-        for invoker in self.invokers:
+        running = []
+        for invoker, task in zip(self.invokers, self._tasks):
             invoker.stopping = True
-            invoker.kill(signal.SIGTERM)
-        if not self._tasks:
-            return
-        _, pending = await asyncio.wait(self._tasks, timeout=grace)
-        for invoker in self.invokers:
-            invoker.kill(signal.SIGKILL)
-        for task in pending:
-            task.cancel()
+            if invoker.process and invoker.process.returncode is None:
+                invoker.kill(signal.SIGTERM)
+                running.append(task)
+            else:
+                task.cancel()  # waiting for work to retry a failed init: nothing to stop
+        if running:
+            _, pending = await asyncio.wait(running, timeout=grace)
+            for invoker in self.invokers:
+                invoker.kill(signal.SIGKILL)
+            if pending:
+                await asyncio.wait(pending, timeout=1)

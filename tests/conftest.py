@@ -1,0 +1,124 @@
+"""Runs the server (`python3 -m klr`) and bootstraps as local processes: no Docker, seconds."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON_SHIM = REPO / "bootstrap" / "python" / "bootstrap.py"
+PYTHON_FIXTURES = REPO / "conformance" / "fixtures" / "python"
+API = "/2018-06-01/runtime"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def python_interpreters() -> list[str]:
+    """The host's Python 3, plus Python 2.7 where installed: the shim must run on both."""
+    found = [sys.executable]
+    python2 = shutil.which("python2.7")
+    if python2:
+        found.append(python2)
+    return found
+
+
+class LocalServer:
+    def __init__(self, root: Path, bootstrap: str, env: dict[str, str]):
+        self.task_root = root / "task"
+        self.runtime_dir = root / "runtime"
+        shutil.copytree(PYTHON_FIXTURES, self.task_root)
+        self.runtime_dir.mkdir()
+        script = self.runtime_dir / "bootstrap"
+        script.write_text("#!/bin/sh\n" + bootstrap + "\n")
+        script.chmod(0o755)
+        self.port = free_port()
+        self.api_port = free_port()
+        self.log_path = root / "server.log"
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "PORT": str(self.port),
+            "KLR_RUNTIME_API_PORT": str(self.api_port),
+            "LAMBDA_TASK_ROOT": str(self.task_root),
+            "LAMBDA_RUNTIME_DIR": str(self.runtime_dir),
+            "INVOKER_COUNT": "1",
+            **env,
+        }
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def runtime_api(self, invoker: int = 0) -> str:
+        return f"http://127.0.0.1:{self.api_port + invoker}{API}"
+
+    def start(self, ready: bool) -> LocalServer:
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "klr"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        self.wait_for("/_klr/ready" if ready else "/_klr/health")
+        return self
+
+    def wait_for(self, path: str, seconds: float = 15) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited {self.process.returncode}:\n{self.logs()}")
+            try:
+                if requests.get(self.url + path, timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"{path} did not answer 200 within {seconds} s:\n{self.logs()}")
+
+    def invoke(self, event: object = None, path: str = "/", **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", 30)
+        if event is not None:
+            kwargs["json"] = event
+        return requests.post(self.url + path, **kwargs)
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                raise
+        return self.process.returncode
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """start_server(handler, bootstrap=None, ready=True, **env): a running server."""
+    servers: list[LocalServer] = []
+
+    def start(handler: str = "handler.echo", bootstrap: str | None = None,
+              interpreter: str = sys.executable, ready: bool = True, **env: str) -> LocalServer:
+        command = bootstrap or f"exec {interpreter} {PYTHON_SHIM}"
+        server = LocalServer(tmp_path / f"server{len(servers)}", command, {"_HANDLER": handler, **env})
+        servers.append(server)
+        return server.start(ready)
+
+    yield start
+    for server in servers:
+        server.stop()
