@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import signal
@@ -28,11 +29,10 @@ def free_port() -> int:
 
 def python_interpreters() -> list[str]:
     """The host's Python 3, plus Python 2.7 where installed: the shim must run on both."""
-    found = [sys.executable]
-    python2 = shutil.which("python2.7")
-    if python2:
-        found.append(python2)
-    return found
+    candidates = [shutil.which("python2.7") or "", *glob.glob(os.path.expanduser("~/.pyenv/versions/2.7*/bin/python2.7"))]
+    working = [path for path in candidates if path and subprocess.run(
+        [path, "-c", ""], capture_output=True).returncode == 0]
+    return [sys.executable, *working[:1]]
 
 
 class LocalServer:

@@ -1,0 +1,113 @@
+"""The Python shim against the real server, on every Python the host has (3.x, and 2.7)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+import pytest
+
+from conftest import PYTHON_FIXTURES, PYTHON_SHIM, free_port, python_interpreters
+from klr.config import MAX_RESPONSE_BYTES, Settings
+from klr.http import HttpServer
+from klr.invokers import Invocation, InvokerPool
+from klr.runtime_api import RuntimeApi
+
+
+@pytest.fixture(params=python_interpreters(), ids=lambda path: os.path.basename(path))
+def interpreter(request):
+    return request.param
+
+
+def test_unicode_round_trip(start_server, interpreter):
+    event = {"text": "héllo ☃ 日本", "nested": [1, 2.5, None, True]}
+    assert start_server(interpreter=interpreter).invoke(event).json() == event
+
+
+def test_context_carries_lambda_values(start_server, interpreter):
+    server = start_server("handler.context", interpreter=interpreter,
+                          AWS_LAMBDA_FUNCTION_TIMEOUT="60", USER_SETTING="kept")
+    result = server.invoke({})
+    context = result.json()
+    assert context["requestId"] == result.headers["X-Amzn-RequestId"]
+    assert context["functionName"] == "function"
+    assert context["memoryLimitInMB"] == "3008"
+    assert context["invokedFunctionArn"].endswith(":function:function")
+    assert context["logGroupName"] == "/aws/lambda/function"
+    assert 55_000 < context["remainingTimeInMillis"] <= 60_000
+    assert context["env"]["USER_SETTING"] == "kept"
+    assert context["env"]["_X_AMZN_TRACE_ID"].startswith("Root=1-")
+    assert context["cwd"] == str(server.task_root)
+
+
+def test_function_error_has_type_message_and_stack(start_server, interpreter):
+    result = start_server("handler.fail", interpreter=interpreter).invoke({"id": 7})
+    assert result.status_code == 500
+    error = result.json()
+    assert error["errorType"] == "ValueError"
+    assert error["errorMessage"] == 'something went wrong: {"id": 7}'
+    assert any("handler.py" in frame for frame in error["stackTrace"])
+    assert all(isinstance(frame, str) for frame in error["stackTrace"])
+
+
+@pytest.mark.parametrize("handler, error_type, message", [
+    ("missing.handler", "Runtime.ImportModuleError", "Unable to import module 'missing'"),
+    ("handler.missing", "Runtime.HandlerNotFound", "Handler 'missing' missing on module 'handler'"),
+    ("syntax_error.handler", "Runtime.UserCodeSyntaxError", "Syntax error in module 'syntax_error'"),
+    ("handler", "Runtime.MalformedHandlerName", "Bad handler 'handler'"),
+    ("init_error.handler", "RuntimeError", "failed while loading"),
+])
+def test_init_errors_use_the_official_types(start_server, interpreter, handler, error_type, message):
+    result = start_server(handler, interpreter=interpreter, ready=False).invoke({})
+    assert result.status_code == 502
+    assert result.json()["errorType"] == error_type
+    assert message in result.json()["errorMessage"]
+
+
+def test_unserialisable_result_is_a_marshal_error(start_server, interpreter):
+    result = start_server("handler.unserialisable", interpreter=interpreter).invoke({})
+    assert result.status_code == 500
+    assert result.json()["errorType"] == "Runtime.MarshalError"
+
+
+def test_globals_and_tmp_survive_between_invocations(start_server, interpreter):
+    server = start_server("handler.warm", interpreter=interpreter)
+    first, second = server.invoke({}).json(), server.invoke({}).json()
+    assert second["invocations"] == first["invocations"] + 1
+    assert second["tmpBytes"] == first["tmpBytes"] + 1
+
+
+def test_function_output_comes_between_start_and_end(start_server, interpreter):
+    server = start_server("handler.log", interpreter=interpreter)
+    request_id = server.invoke({"marker": "m-42"}).headers["X-Amzn-RequestId"]
+    logs = server.logs()
+    start = logs.index(f"START RequestId: {request_id}")
+    end = logs.index(f"END RequestId: {request_id}")
+    assert start < logs.index("log to stdout: m-42") < end
+    assert start < logs.index("log to stderr: m-42") < end
+    assert f"REPORT RequestId: {request_id}\tDuration: " in logs
+
+
+def test_event_that_is_not_json_is_an_unmarshal_error(tmp_path, interpreter):
+    """The front door only lets JSON through, so this drives the pool directly."""
+    bootstrap = tmp_path / "bootstrap"
+    bootstrap.write_text(f"#!/bin/sh\nexec {interpreter} {PYTHON_SHIM}\n")
+    bootstrap.chmod(0o755)
+    settings = Settings.from_env({"INVOKER_COUNT": "1", "KLR_RUNTIME_API_PORT": str(free_port()),
+                                  "LAMBDA_TASK_ROOT": str(PYTHON_FIXTURES)}, handler="handler.echo")
+
+    async def invoke_with_bad_event():
+        pool = InvokerPool(settings, str(bootstrap))
+        api = HttpServer(RuntimeApi(pool.invokers[0]).handle, MAX_RESPONSE_BYTES)
+        await api.start("127.0.0.1", settings.runtime_api_port)
+        pool.start()
+        try:
+            return await asyncio.wait_for(pool.submit(Invocation(b"{not json")), 20)
+        finally:
+            await pool.stop()
+            api.close()
+
+    outcome = asyncio.run(invoke_with_bad_event())
+    assert json.loads(outcome.body)["errorType"] == "Runtime.UnmarshalError"
+
