@@ -1,0 +1,58 @@
+"""Image properties, checked inside a running container with testinfra."""
+
+from __future__ import annotations
+
+import pytest
+import testinfra
+
+
+@pytest.fixture
+def host(start):
+    function = start("echo")
+    return testinfra.get_host(f"docker://{function.container.id}")
+
+
+def listening_addresses(host) -> set[tuple[str, int]]:
+    """(address, port) of every listening TCP socket, read from /proc (no ss in the image)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in host.file(table).content_string.splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A":  # LISTEN
+                address, port = local.split(":")
+                found.add((address, int(port, 16)))
+    return found
+
+
+def test_default_user_is_not_root(host):
+    assert host.user().uid == 993
+    assert host.user().name == "sbx_user1051"
+
+
+def test_lambda_layout(host):
+    assert host.file("/var/runtime/bootstrap").mode & 0o111
+    assert host.file("/opt/aws-custom-runtime").mode & 0o111
+    assert host.file("/var/task/handler.py").exists
+    assert host.file("/opt").is_directory
+    assert host.file("/tmp").mode == 0o1777
+
+
+def test_language_version(host, runtime, language):
+    output = host.run(language.version_command)
+    assert output.rc == 0
+    assert runtime.version in output.stdout + output.stderr
+
+
+def test_runtime_api_listens_on_loopback_only(host):
+    listeners = listening_addresses(host)
+    others = {(address, port) for address, port in listeners if port != 8080}
+    assert others, "the Runtime API ports are missing"
+    loopback_v4 = "0100007F"  # 127.0.0.1 as /proc/net/tcp writes it
+    assert all(address == loopback_v4 for address, _ in others), listeners
+
+
+def test_no_build_secrets_in_the_image(docker_client, runtime):
+    history = docker_client.api.history(runtime.image)
+    steps = " ".join(step.get("CreatedBy", "") for step in history)
+    for secret in ("BEGIN CERTIFICATE", "SSL_CERT_FILE", "PIP_INDEX_URL", "GOPROXY"):
+        assert secret not in steps
