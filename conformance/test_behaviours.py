@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-
 from conftest import HERE, INIT_FAILURES, Function, build_user_image
 
 

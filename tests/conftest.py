@@ -31,7 +31,7 @@ def python_interpreters() -> list[str]:
     """The host's Python 3, plus Python 2.7 where installed: the shim must run on both."""
     candidates = [shutil.which("python2.7") or "", *glob.glob(os.path.expanduser("~/.pyenv/versions/2.7*/bin/python2.7"))]
     working = [path for path in candidates if path and subprocess.run(
-        [path, "-c", ""], capture_output=True).returncode == 0]
+        [path, "-c", ""], capture_output=True, check=False).returncode == 0]
     return [sys.executable, *working[:1]]
 
 

@@ -7,8 +7,8 @@ import json
 import os
 
 import pytest
-
 from conftest import PYTHON_FIXTURES, PYTHON_SHIM, free_port, python_interpreters
+
 from klr.config import MAX_RESPONSE_BYTES, Settings
 from klr.http import HttpServer
 from klr.invokers import Invocation, InvokerPool

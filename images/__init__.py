@@ -1,0 +1,17 @@
+"""Build logic for KLR's container images; tasks.py is only its command line.
+
+matrix   images/runtimes.toml: the runtimes, loaded and validated
+host     the host's prerequisites: a running Docker engine, mmdebstrap
+rootfs   the Debian base root filesystems, imported as klr-base:<suite>
+build    building, inspecting and removing the klr-* images
+publish  tagging and pushing them to the configured registry
+report   the summary tables the tasks print
+"""
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class UserError(Exception):
+    """A problem the user can fix: the message says what went wrong and what to do."""

@@ -1,0 +1,125 @@
+"""Building, inspecting and removing the klr-* images through the engine's API.
+
+Builds use the classic builder (the engine has no BuildKit here) with the repository root as
+context; .dockerignore keeps that context down to klr/, bootstrap/ and images/.
+"""
+
+import collections
+import time
+from dataclasses import dataclass
+
+import docker
+
+from images import REPO_ROOT, report
+from images.matrix import Publish, Runtime
+
+# Output lines kept to explain a failed build when only step lines were shown.
+FAILURE_CONTEXT_LINES = 40
+STEP_LINE_WIDTH = 110
+TEST_CONTAINER_LABEL = "klr.test=1"
+
+
+@dataclass
+class Result:
+    """One line of a build summary: an image and how its build went."""
+
+    image: str
+    what: str
+    seconds: float | None = None
+    size_mb: float | None = None
+    outcome: str = "built"
+    failed: bool = False
+
+    HEADERS = ("image", "contents", "size MB", "seconds", "result")
+
+    @classmethod
+    def unavailable(cls, runtime: Runtime) -> "Result":
+        return cls(runtime.image, _contents(runtime), outcome=f"unavailable: {runtime.unavailable}")
+
+    def row(self) -> tuple[str, str, str | None, str | None, str]:
+        return (
+            self.image,
+            self.what,
+            report.megabytes(self.size_mb),
+            report.seconds(self.seconds),
+            self.outcome,
+        )
+
+
+def build(
+    client: docker.APIClient, runtime: Runtime, publish: Publish, verbose: bool = False
+) -> Result:
+    """Build klr-<id> from its row, printing step lines (or everything when verbose)."""
+    print(f"Building {runtime.image} ({runtime.language} {runtime.version})", flush=True)
+    started = time.monotonic()
+    recent: collections.deque[str] = collections.deque(maxlen=FAILURE_CONTEXT_LINES)
+    error = ""
+    try:
+        for event in client.build(
+            path=str(REPO_ROOT),
+            dockerfile=str(runtime.dockerfile.relative_to(REPO_ROOT)),
+            tag=f"{runtime.image}:latest",
+            buildargs=runtime.build_args,
+            labels={
+                "org.opencontainers.image.source": publish.source,
+                "klr.runtime": runtime.id,
+                "klr.version": runtime.version,
+            },
+            rm=True,
+            decode=True,
+        ):
+            error = event.get("error", error)
+            for line in event.get("stream", "").splitlines():
+                recent.append(line)
+                if verbose:
+                    print(f"  [{runtime.id}] {line}", flush=True)
+                elif line.startswith("Step "):
+                    print(f"  [{runtime.id}] {_shortened(line)}", flush=True)
+    except docker.errors.APIError as e:
+        error = e.explanation or str(e)
+    result = Result(runtime.image, _contents(runtime), time.monotonic() - started)
+    if error:
+        if not verbose:
+            print("\n".join(f"  [{runtime.id}] {line}" for line in recent))
+        print(f"  [{runtime.id}] FAILED: {error.strip()}", flush=True)
+        result.outcome, result.failed = f"FAILED: {error.strip().splitlines()[-1]}", True
+    else:
+        result.size_mb = size_mb(client, runtime.image)
+    return result
+
+
+def _contents(runtime: Runtime) -> str:
+    return f"{runtime.language} {runtime.version}"
+
+
+def _shortened(line: str, width: int = STEP_LINE_WIDTH) -> str:
+    # Multi-line RUN steps arrive as one long line; the start says which step it is.
+    line = " ".join(line.split())
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def size_mb(client: docker.APIClient, image: str) -> float | None:
+    """The image's size in MB, or None when it is not in the engine."""
+    try:
+        return client.inspect_image(image)["Size"] / 1e6
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def clean(client: docker.APIClient, publish: Publish) -> tuple[int, int]:
+    """Remove KLR test containers, then every klr-* and klr-base image; the counts removed."""
+    containers = client.containers(all=True, filters={"label": TEST_CONTAINER_LABEL})
+    for container in containers:
+        client.remove_container(container["Id"], force=True)
+    published = f"{publish.registry}/{publish.owner}/"
+    tags = [
+        tag
+        for img in client.images()
+        for tag in img.get("RepoTags") or ()
+        if tag.removeprefix(published).startswith("klr-")
+    ]
+    dangling = client.images(quiet=True, filters={"dangling": True, "label": "klr.runtime"})
+    # Bases last: the runtime images are built on them.
+    for ref in sorted(tags, key=lambda t: t.startswith("klr-base:")) + dangling:
+        client.remove_image(ref, force=True)
+    return len(containers), len(tags) + len(dangling)

@@ -1,0 +1,168 @@
+"""The image matrix, images/runtimes.toml: loading, validation and the names derived from it.
+
+Every name that depends on a runtime (image, base image, Dockerfile, build args, publish tags)
+is derived here from the row, so adding a runtime is one entry in the data file.
+"""
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from images import REPO_ROOT, UserError
+
+MATRIX_FILE = Path(__file__).with_name("runtimes.toml")
+
+# Every field a runtime row may have; rows to be built need ALWAYS_FIELDS + BUILD_FIELDS.
+FIELDS = ("language", "version", "suite", "packages", "interpreter", "execution_env", "unavailable")
+ALWAYS_FIELDS = ("language", "version")
+BUILD_FIELDS = ("suite", "packages", "interpreter")
+PUBLISH_FIELDS = ("registry", "owner", "source")
+ID_PATTERN = re.compile(r"[a-z][a-z0-9]*")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """One row of the matrix."""
+
+    id: str
+    language: str
+    version: str
+    suite: str = ""
+    packages: tuple[str, ...] = ()
+    interpreter: str = ""
+    execution_env: str = ""
+    unavailable: str = ""
+
+    @property
+    def image(self) -> str:
+        return f"klr-{self.id}"
+
+    @property
+    def base_image(self) -> str:
+        return f"klr-base:{self.suite}"
+
+    @property
+    def dockerfile(self) -> Path:
+        return MATRIX_FILE.parent / self.language / "Dockerfile"
+
+    @property
+    def build_args(self) -> dict[str, str]:
+        """The Dockerfile template's parameters."""
+        return {
+            "BASE": self.base_image,
+            "PACKAGES": " ".join(self.packages),
+            "INTERPRETER": self.interpreter,
+            "EXECUTION_ENV": self.execution_env or f"AWS_Lambda_{self.language}{self.version}",
+        }
+
+
+@dataclass(frozen=True)
+class Publish:
+    """Where images are published; the [publish] table, overridable from the environment."""
+
+    registry: str
+    owner: str
+    source: str
+
+    def repository(self, runtime: Runtime) -> str:
+        return f"{self.registry}/{self.owner}/{runtime.image}"
+
+    def tags(self, date: str) -> list[str]:
+        """The tags every image is pushed under: the moving one and an immutable dated one."""
+        return ["latest", date]
+
+
+@dataclass(frozen=True)
+class Matrix:
+    runtimes: dict[str, Runtime]
+    publish: Publish
+
+    def select(self, ids: list[str] | None) -> list[Runtime]:
+        """The named rows, in the order given, or every row when no ids are given."""
+        if not ids:
+            return list(self.runtimes.values())
+        unknown = [i for i in ids if i not in self.runtimes]
+        if unknown:
+            raise UserError(
+                f"unknown runtime {', '.join(unknown)}; the runtimes in "
+                f"{_shown(MATRIX_FILE)} are: {', '.join(self.runtimes)}"
+            )
+        return [self.runtimes[i] for i in dict.fromkeys(ids)]
+
+
+def load(path: Path = MATRIX_FILE) -> Matrix:
+    """Read and validate the matrix; a UserError names the file, the row and the field."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise UserError(f"{_shown(path)}: cannot read the matrix: {e}") from None
+    unknown = set(data) - {"publish", "runtimes"}
+    if unknown:
+        raise UserError(
+            f"{_shown(path)}: unknown top-level table {', '.join(sorted(unknown))}; "
+            "runtimes go under [runtimes.<id>], publish settings under [publish]"
+        )
+    rows = data.get("runtimes") or {}
+    if not rows:
+        raise UserError(f"{_shown(path)}: no [runtimes.<id>] table")
+    return Matrix(
+        runtimes={rid: _runtime(path, rid, row) for rid, row in rows.items()},
+        publish=_publish(path, data.get("publish", {})),
+    )
+
+
+def _runtime(path: Path, rid: str, row: object) -> Runtime:
+    where = f"{_shown(path)}, [runtimes.{rid}]"
+    if not ID_PATTERN.fullmatch(rid):
+        raise UserError(f"{where}: the id must be lower-case letters then digits, like python311")
+    if not isinstance(row, dict):
+        raise UserError(f"{where}: expected a table of fields")
+    for name, value in row.items():
+        if name not in FIELDS:
+            raise UserError(f"{where}: unknown field '{name}'; known: {', '.join(FIELDS)}")
+        _check_type(where, name, value)
+    needed = ALWAYS_FIELDS if row.get("unavailable") else ALWAYS_FIELDS + BUILD_FIELDS
+    for name in needed:
+        if name not in row:
+            raise UserError(f"{where}: missing field '{name}'")
+    runtime = Runtime(id=rid, **{**row, "packages": tuple(row.get("packages", ()))})
+    if not runtime.unavailable and not runtime.dockerfile.is_file():
+        raise UserError(
+            f"{where}, field 'language': no template {_shown(runtime.dockerfile)} for "
+            f"'{runtime.language}'; add it, or mark the row unavailable = \"<reason>\""
+        )
+    return runtime
+
+
+def _check_type(where: str, name: str, value: object) -> None:
+    if name == "packages":
+        ok = isinstance(value, list) and all(isinstance(p, str) and p for p in value)
+        wanted = 'a list of package names, like ["python3"]'
+    else:
+        ok = isinstance(value, str) and value.strip() != "" and "\n" not in value
+        wanted = "a non-empty one-line string" + (', like "3.11"' if name == "version" else "")
+    if not ok:
+        raise UserError(f"{where}, field '{name}': expected {wanted}, got {value!r}")
+
+
+def _publish(path: Path, table: object) -> Publish:
+    where = f"{_shown(path)}, [publish]"
+    if not isinstance(table, dict):
+        raise UserError(f"{where}: expected a table")
+    values = {}
+    for name in PUBLISH_FIELDS:
+        value = os.environ.get(f"KLR_{name.upper()}") or table.get(name)
+        if not isinstance(value, str) or not value:
+            raise UserError(f"{where}, field '{name}': expected a non-empty string, got {value!r}")
+        values[name] = value
+    unknown = set(table) - set(PUBLISH_FIELDS)
+    if unknown:
+        raise UserError(f"{where}: unknown field {', '.join(sorted(unknown))}")
+    return Publish(**values)
+
+
+def _shown(path: Path) -> str:
+    """The path as the user knows it: relative to the repository when inside it."""
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)

@@ -1,0 +1,133 @@
+"""KLR's build tasks; run them with ./invoke (./invoke --list shows them).
+
+Thin on purpose: options in, calls into the images package, a summary out.
+"""
+
+import shlex
+import sys
+from contextlib import contextmanager
+
+from invoke import Exit, task
+
+from images import REPO_ROOT, UserError, host, matrix, publish, report, rootfs
+from images import build as builder
+
+RUNTIME_HELP = "a runtime id from images/runtimes.toml; repeatable (default: all available)"
+# Runtimes this invoke run has already built (or reported unavailable), so that `invoke build
+# test` builds once. Invoke's own pre-task dedupe cannot do it: it compares call arguments, and
+# test must build exactly the runtimes it tests.
+_handled: set[str] = set()
+
+
+@contextmanager
+def _user_errors():
+    """Errors the user can fix end the task with their one-line message, not a traceback."""
+    try:
+        yield
+    except UserError as e:
+        raise Exit(f"error: {e}", code=1) from None
+
+
+def _available(runtimes: list[matrix.Runtime]) -> list[matrix.Runtime]:
+    for runtime in runtimes:
+        if runtime.unavailable:
+            print(f"{runtime.image}: unavailable, not built: {runtime.unavailable}")
+    return [r for r in runtimes if not r.unavailable]
+
+
+@task(
+    iterable=["runtime"],
+    help={
+        "runtime": RUNTIME_HELP,
+        "refresh": "re-create the Debian base root filesystems (picks up Debian updates)",
+        "verbose": "show the whole output of mmdebstrap and the builds, not only the steps",
+    },
+)
+def build(c, runtime=None, refresh=False, verbose=False):
+    """Build the Debian base root filesystems and the klr-<id> images."""
+    with _user_errors():
+        m = matrix.load()
+        selected = [r for r in m.select(runtime) if r.id not in _handled]
+        if not selected:
+            return
+        _handled.update(r.id for r in selected)
+        todo = _available(selected)
+        client = host.ensure_docker()
+        suites = dict.fromkeys(r.suite for r in todo)
+        results = [rootfs.ensure(client, suite, refresh, verbose) for suite in suites]
+        results += [builder.build(client, r, m.publish, verbose) for r in todo]
+    results += [builder.Result.unavailable(r) for r in selected if r.unavailable]
+    print()
+    print(report.table(builder.Result.HEADERS, [r.row() for r in results]))
+    failed = [r.image for r in results if r.failed]
+    if failed:
+        raise Exit(f"error: {len(failed)} image(s) failed to build: {', '.join(failed)}", code=1)
+
+
+@task(iterable=["runtime"], help={"runtime": RUNTIME_HELP})
+def test(c, runtime=None):
+    """Build the images, then run the unit tests and the conformance suite."""
+    build(c, runtime=runtime)
+    with _user_errors():
+        ids = [r.id for r in matrix.load().select(runtime) if not r.unavailable]
+    suites = [
+        ("unit tests", ["tests"]),
+        ("conformance", ["conformance", *(f"--runtime={i}" for i in ids)]),
+    ]
+    codes = {}
+    with c.cd(str(REPO_ROOT)):
+        for name, args in suites:
+            command = shlex.join([sys.executable, "-m", "pytest", *args])
+            codes[name] = c.run(command, warn=True, pty=sys.stdout.isatty()).exited
+    print()
+    print(report.table(("suite", "result"), [(n, _pytest_result(x)) for n, x in codes.items()]))
+    worst = next((x for x in codes.values() if x), 0)
+    if worst:
+        raise Exit(code=worst)
+
+
+def _pytest_result(code: int) -> str:
+    # pytest's exit codes: 1 failures, 5 nothing collected, others an internal or usage error.
+    return {0: "passed", 1: "FAILED", 5: "no tests ran"}.get(code, f"error (exit {code})")
+
+
+@task(name="list")
+def list_(c):
+    """Show the image matrix: runtimes, built images, unavailable rows."""
+    with _user_errors():
+        m = matrix.load()
+    client = host.docker_client()
+    rows = [
+        (
+            r.id,
+            r.language,
+            r.version,
+            r.suite or None,
+            report.megabytes(builder.size_mb(client, r.image)) if client else "engine down",
+            f"unavailable: {r.unavailable}" if r.unavailable else "available",
+        )
+        for r in m.runtimes.values()
+    ]
+    print(report.table(("id", "language", "version", "suite", "built MB", "availability"), rows))
+
+
+@task(iterable=["runtime"], help={"runtime": RUNTIME_HELP})
+def push(c, runtime=None):
+    """Push as <registry>/<owner>/klr-<id>, tagged latest and YYYYMMDD."""
+    with _user_errors():
+        m = matrix.load()
+        todo = _available(m.select(runtime))
+        client = host.ensure_docker()
+        date = publish.today()
+        pushed = [(r.image, ref) for r in todo for ref in publish.push(client, r, m.publish, date)]
+    print()
+    print(report.table(("image", "pushed as"), pushed))
+
+
+@task
+def clean(c):
+    """Remove the klr-* and klr-base images and KLR's test containers."""
+    with _user_errors():
+        m = matrix.load()
+        containers, images = builder.clean(host.ensure_docker(), m.publish)
+    print(f"Removed {containers} test container(s) and {images} image reference(s)")
