@@ -6,6 +6,7 @@ Thin on purpose: options in, calls into the images package, a summary out.
 import shlex
 import sys
 from contextlib import contextmanager
+from json import dumps
 
 from invoke import Exit, task
 
@@ -91,11 +92,14 @@ def _pytest_result(code: int) -> str:
     return {0: "passed", 1: "FAILED", 5: "no tests ran"}.get(code, f"error (exit {code})")
 
 
-@task(name="list")
-def list_(c):
+@task(name="list", help={"json": "print only the available runtime ids, as JSON (for CI matrices)"})
+def list_(c, json=False):
     """Show the image matrix: runtimes, built images, unavailable rows."""
     with _user_errors():
         m = matrix.load()
+    if json:
+        print(dumps([r.id for r in m.runtimes.values() if not r.unavailable]))
+        return
     client = host.docker_client()
     rows = [
         (
