@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import io
 import tarfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import pytest
-import requests
+from endpoint import Endpoint
 
 from images import matrix
 
@@ -102,7 +101,7 @@ def build_user_image(client, tag: str, dockerfile: str, files: dict[str, bytes])
     return tag
 
 
-class Function:
+class Function(Endpoint):
     """One running container of a function image."""
 
     def __init__(self, client, image: str, env: dict[str, str], **options):
@@ -113,26 +112,9 @@ class Function:
         self.container.reload()
         self.url = f"http://127.0.0.1:{self.container.ports['8080/tcp'][0]['HostPort']}"
 
-    def wait_for(self, path: str, seconds: float = 30) -> Function:
-        """Poll until `path` answers 200: ready means ready, never a fixed sleep."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            self.container.reload()
-            if self.container.status == "exited":
-                raise AssertionError(f"container exited:\n{self.logs()}")
-            try:
-                if requests.get(self.url + path, timeout=2).status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"{path} not 200 within {seconds} s:\n{self.logs()}")
-
-    def invoke(self, event: object = None, path: str = "/", **kwargs) -> requests.Response:
-        kwargs.setdefault("timeout", 60)
-        if event is not None:
-            kwargs["json"] = event
-        return requests.post(self.url + path, **kwargs)
+    def exit_status(self) -> str | None:
+        self.container.reload()
+        return "exited" if self.container.status == "exited" else None
 
     def logs(self) -> str:
         return self.container.logs().decode(errors="replace")

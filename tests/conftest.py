@@ -9,11 +9,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import requests
+from endpoint import Endpoint
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON_SHIM = REPO / "bootstrap" / "python" / "bootstrap.py"
@@ -35,7 +34,7 @@ def python_interpreters() -> list[str]:
     return [sys.executable, *working[:1]]
 
 
-class LocalServer:
+class LocalServer(Endpoint):
     def __init__(self, root: Path, bootstrap: str, env: dict[str, str]):
         self.task_root = root / "task"
         self.runtime_dir = root / "runtime"
@@ -74,24 +73,9 @@ class LocalServer:
         self.wait_for("/_klr/ready" if ready else "/_klr/health")
         return self
 
-    def wait_for(self, path: str, seconds: float = 15) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited {self.process.returncode}:\n{self.logs()}")
-            try:
-                if requests.get(self.url + path, timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"{path} did not answer 200 within {seconds} s:\n{self.logs()}")
-
-    def invoke(self, event: object = None, path: str = "/", **kwargs) -> requests.Response:
-        kwargs.setdefault("timeout", 30)
-        if event is not None:
-            kwargs["json"] = event
-        return requests.post(self.url + path, **kwargs)
+    def exit_status(self) -> str | None:
+        code = self.process.poll()
+        return None if code is None else f"exited {code}"
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
