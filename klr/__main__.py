@@ -33,7 +33,7 @@ async def serve(settings: Settings, bootstrap: str) -> None:
     runtime_apis = [HttpServer(RuntimeApi(invoker).handle, MAX_RESPONSE_BYTES) for invoker in pool.invokers]
     for server, invoker in zip(runtime_apis, pool.invokers):
         await server.start("127.0.0.1", invoker.port)
-    front = HttpServer(FrontDoor(settings, pool, mode_for(settings.event_type)).handle, MAX_REQUEST_BYTES)
+    front = HttpServer(FrontDoor(settings, pool, mode_for(settings)).handle, MAX_REQUEST_BYTES)
     try:
         await front.start(None, settings.port)
     except OSError:  # no IPv6 in this network namespace: IPv4 alone

@@ -32,6 +32,7 @@ class Request:
     body: bytes = b""
     body_size: int = 0
     body_too_large: bool = False
+    body_unread: bool = False  # refused or past DRAIN_LIMIT: the connection cannot be reused
     trailers: dict[str, str] = field(default_factory=dict)
     peer: str = ""
 
@@ -125,9 +126,7 @@ class HttpServer:
                     break
                 request.peer = peer_host
                 response = await self.handler(request)
-                keep_alive = request.keep_alive and not self.closing and not (
-                    request.body_too_large and request.body_size > DRAIN_LIMIT
-                )
+                keep_alive = request.keep_alive and not self.closing and not request.body_unread
                 writer.write(response.encode(keep_alive))
                 await writer.drain()
                 if not keep_alive:
@@ -160,7 +159,7 @@ async def read_request(
         declared = request.header("content-length")
         if declared.isdigit() and int(declared) > max_body:
             request.body_too_large, request.body_size = True, int(declared)
-            request.headers.append(("Connection", "close"))  # the body never comes
+            request.body_unread = True  # the client waits for our answer and never sends it
             return request
         writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
@@ -193,6 +192,7 @@ async def _read_sized(reader: asyncio.StreamReader, request: Request, size: int,
         request.body = await reader.readexactly(size)
         return
     request.body_too_large = True
+    request.body_unread = size > DRAIN_LIMIT
     remaining = min(size, DRAIN_LIMIT)
     while remaining:
         chunk = await reader.read(min(remaining, 1 << 20))
@@ -213,7 +213,7 @@ async def _read_chunked(reader: asyncio.StreamReader, request: Request, limit: i
             break
         request.body_size += size
         if request.body_size > DRAIN_LIMIT:
-            request.body_too_large = True
+            request.body_too_large = request.body_unread = True
             return
         chunk = await reader.readexactly(size)
         if request.body_size > limit:

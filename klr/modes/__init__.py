@@ -1,7 +1,8 @@
 """Event modes: how an HTTP request becomes a Lambda event and an outcome becomes a response.
 
-Each mode is a module with one class offering `to_event(request)` and `to_response(outcome)`;
-EVENT_TYPE picks one. Adding a mode is adding a module and a line in MODES.
+Each mode is a module with one class, built from the Settings, offering `to_event(request)` and
+`to_response(outcome)`; EVENT_TYPE picks one. Adding a mode is adding a module and a line in
+`mode_for`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Protocol
 
+from klr.config import Settings
 from klr.http import Request, Response
 from klr.invokers import Outcome
 
@@ -46,9 +48,9 @@ def json_response(status: int, value: object) -> Response:
     return Response(status, json.dumps(value).encode(), [("Content-Type", "application/json")])
 
 
-def mode_for(event_type: str) -> Mode:
+def mode_for(settings: Settings) -> Mode:
     from klr.modes.api_gateway import ApiGatewayMode
     from klr.modes.raw import RawMode
 
     modes = {"RAW": RawMode, "API_GATEWAY": ApiGatewayMode}
-    return modes[event_type]()
+    return modes[settings.event_type](settings)

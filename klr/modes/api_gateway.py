@@ -14,6 +14,7 @@ import time
 import uuid
 from urllib.parse import parse_qsl
 
+from klr.config import Settings
 from klr.http import Request, Response
 from klr.invokers import Outcome, log
 from klr.modes import json_response
@@ -24,6 +25,9 @@ SERVER_HEADERS = {"content-length", "transfer-encoding", "connection"}
 
 
 class ApiGatewayMode:
+    def __init__(self, settings: Settings):
+        self.account_id = settings.account_id
+
     def to_event(self, request: Request) -> bytes:
         path = request.path
         headers = _group(request.headers)
@@ -44,7 +48,7 @@ class ApiGatewayMode:
             "pathParameters": {"proxy": path.lstrip("/")} if path != "/" else None,
             "stageVariables": None,
             "requestContext": {
-                "accountId": "012345678912",
+                "accountId": self.account_id,
                 "apiId": "klr",
                 "domainName": domain,
                 "domainPrefix": domain.split(".")[0],

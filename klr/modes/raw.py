@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 
+from klr.config import Settings
 from klr.http import Request, Response
 from klr.invokers import Outcome
 from klr.modes import json_event
 
 
 class RawMode:
+    def __init__(self, settings: Settings):
+        """Raw mode needs no settings; every mode is built the same way."""
+
     def to_event(self, request: Request) -> bytes:
         return json_event(request.body)
 
