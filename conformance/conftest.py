@@ -7,7 +7,9 @@ differ between languages (LANGUAGES). Containers are reached only through ports 
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,8 @@ from images import matrix
 
 HERE = Path(__file__).parent
 LABELS = {"klr.test": "1"}
+HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+FORWARDED_SETTINGS = ("GOPROXY", "GONOSUMDB", "GOPRIVATE")
 
 
 INIT_FAILURES = ("missing_module", "missing_function", "syntax_error", "malformed_name", "raises_while_loading")
@@ -31,10 +35,26 @@ class Language:
 
     handler: str  # a sample handler's name, {} standing for the function
     function_error: str  # errorType of the `fail` handler's exception
-    marshal_error: str  # errorType of the `unserialisable` handler's result
-    init_failures: dict  # INIT_FAILURES case -> (handler, errorType)
+    marshal_error: str | None  # errorType of the `unserialisable` handler's result; None: no such thing
+    init_failures: dict  # INIT_FAILURES case -> (handler, errorType), for the cases the language has
     version_command: str
+    fixtures: str = ""  # the folder under fixtures/ with its sample handlers, if not the language's
 
+    def __post_init__(self):
+        assert set(self.init_failures) <= set(INIT_FAILURES), self.init_failures
+
+
+GO = Language(
+    handler="{}",
+    function_error="errorString",
+    marshal_error="UnsupportedTypeError",
+    init_failures={
+        "missing_function": ("missing", "Runtime.ExitError"),
+        "raises_while_loading": ("init_panic", "Runtime.ExitError"),
+    },
+    version_command="go version",
+    fixtures="go",
+)
 
 LANGUAGES = {
     "python": Language(
@@ -50,6 +70,25 @@ LANGUAGES = {
         },
         version_command="python --version",
     ),
+    # Ruby's official runtime types errors Function<Class> and Init<Class>. It looks the
+    # method up per invocation, so a missing one is no init failure (test_ruby.py).
+    "ruby": Language(
+        handler="handler.{}",
+        function_error="Function<RuntimeError>",
+        marshal_error="Function<JSON::GeneratorError>",
+        init_failures={
+            "missing_module": ("missing.handler", "Init<LoadError>"),
+            "syntax_error": ("syntax_error.handler", "Init<SyntaxError>"),
+            "malformed_name": ("handler", "Init<ArgumentError>"),
+            "raises_while_loading": ("init_error.handler", "Init<RuntimeError>"),
+        },
+        version_command="ruby --version",
+    ),
+    # Go programs are built from fixtures/go in klr-go, then run in klr-go itself or, with the
+    # documented multi-stage recipe, in klr-provided. aws-lambda-go names errors by their Go
+    # type; a program that dies while starting is Lambda's Runtime.ExitError.
+    "go": GO,
+    "provided": dataclasses.replace(GO, version_command="cat /etc/os-release"),
 }
 
 
@@ -58,10 +97,28 @@ def pytest_addoption(parser):
                      help="runtime id from images/runtimes.toml (repeatable; default: all available)")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "requires(field): only for languages where that LANGUAGES field is set")
+
+
 def pytest_generate_tests(metafunc):
-    if "runtime" in metafunc.fixturenames:
-        runtimes = [r for r in matrix.load().select(metafunc.config.getoption("runtime") or None)
-                    if not r.unavailable]
+    """Every test that takes `runtime` runs once per available runtime, narrowed to the module's
+    LANGUAGE (test_<language>.py) and to languages that have what a `requires` mark names.
+    A test that also takes `init_failure` runs once per failure case its runtime's language has."""
+    if "runtime" not in metafunc.fixturenames:
+        return
+    only = getattr(metafunc.module, "LANGUAGE", None)
+    required = [m.args[0] for m in metafunc.definition.iter_markers("requires")]
+    runtimes = [
+        r for r in matrix.load().select(metafunc.config.getoption("runtime") or None)
+        if not r.unavailable and only in (None, r.language)
+        and all(getattr(LANGUAGES[r.language], field) for field in required)
+    ]
+    if "init_failure" in metafunc.fixturenames:
+        cases = [(r, case) for r in runtimes for case in LANGUAGES[r.language].init_failures]
+        metafunc.parametrize(("runtime", "init_failure"), cases, scope="session",
+                             ids=[f"{r.id}-{case}" for r, case in cases])
+    else:
         metafunc.parametrize("runtime", runtimes, ids=[r.id for r in runtimes], scope="session")
 
 
@@ -76,28 +133,39 @@ def language(runtime) -> Language:
 
 
 @pytest.fixture(scope="session")
-def fixture_image(runtime, docker_client) -> str:
+def fixture_image(runtime, docker_client, language) -> str:
     """The language's sample handlers built into a function image, as a user would."""
     try:
         docker_client.images.get(runtime.image)
     except docker.errors.ImageNotFound:
         pytest.fail(f"image {runtime.image} is not built: run ./invoke build --runtime {runtime.id}")
-    tag = f"klr-conformance-{runtime.id}"
-    docker_client.images.build(path=str(HERE / "fixtures" / runtime.language), tag=tag, rm=True,
-                               buildargs={"IMAGE": runtime.image}, labels=LABELS)
-    return tag
+    return build_user_image(docker_client, f"klr-conformance-{runtime.id}",
+                            project_files(HERE / "fixtures" / (language.fixtures or runtime.language)),
+                            runtime.image)
 
 
-def build_user_image(client, tag: str, dockerfile: str, files: dict[str, bytes]) -> str:
-    """Build from a Dockerfile and files given in memory: a user's project, exactly."""
+def project_files(folder: Path) -> dict[str, bytes]:
+    """A user's project: every file under the folder, by relative path."""
+    return {str(path.relative_to(folder)): path.read_bytes()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def build_user_image(client, tag: str, files: dict[str, bytes], image: str) -> str:
+    """Build a user's project (its Dockerfile among the files) on a klr image, given as the
+    IMAGE build arg. The context also holds ca-certificates.crt, the host's CA bundle, which
+    the build stages of Dockerfiles that fetch dependencies copy: this machine's HTTPS goes
+    through an intercepting proxy. The host's Go proxy setting is forwarded likewise."""
+    files = {**files, "ca-certificates.crt": Path(os.environ.get("SSL_CERT_FILE", HOST_CA_BUNDLE)).read_bytes()}
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
-        for name, content in {"Dockerfile": dockerfile.encode(), **files}.items():
+        for name, content in files.items():
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(content), 0o644
             tar.addfile(info, io.BytesIO(content))
     archive.seek(0)
-    client.images.build(fileobj=archive, custom_context=True, tag=tag, rm=True, labels=LABELS)
+    build_args = {"IMAGE": image, **{name: os.environ[name] for name in FORWARDED_SETTINGS if name in os.environ}}
+    client.images.build(fileobj=archive, custom_context=True, tag=tag, rm=True, labels=LABELS,
+                        buildargs=build_args)
     return tag
 
 
@@ -121,6 +189,15 @@ class Function(Endpoint):
 
     def remove(self) -> None:
         self.container.remove(force=True)
+
+
+def seed_function(client, runtime, name: str, **env: str) -> Function:
+    """A running container of the seed's example seed/<name>/, built from its own Dockerfile,
+    which starts `ARG IMAGE=klr-<seed runtime>` / `FROM ${IMAGE}` so that any image of the
+    language can stand in. The caller removes it."""
+    tag = build_user_image(client, f"klr-seed-{name}-{runtime.id}", project_files(HERE / "seed" / name),
+                           runtime.image)
+    return Function(client, tag, env).wait_for("/_klr/ready")
 
 
 @pytest.fixture

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import HERE, INIT_FAILURES, Function, build_user_image
 
 
 def test_echo(start):
@@ -46,7 +44,7 @@ def test_context_and_environment(start, runtime):
     assert re.fullmatch(r"127\.0\.0\.1:\d+", env["AWS_LAMBDA_RUNTIME_API"])
     assert env["LAMBDA_TASK_ROOT"] == context["cwd"] == "/var/task"
     assert env["LAMBDA_RUNTIME_DIR"] == "/var/runtime"
-    assert env["AWS_EXECUTION_ENV"] == f"AWS_Lambda_{runtime.language}{runtime.version}"
+    assert env["AWS_EXECUTION_ENV"] == runtime.aws_execution_env
     assert env["LANG"] == "en_US.UTF-8" and env["TZ"] == ":/etc/localtime"
     assert env["PATH"].startswith("/var/lang/bin:")
     assert env["_X_AMZN_TRACE_ID"].startswith("Root=1-")
@@ -59,15 +57,15 @@ def test_function_error(start, language):
     assert "something went wrong" in result.json()["errorMessage"]
 
 
+@pytest.mark.requires("marshal_error")
 def test_unserialisable_result(start, language):
     result = start("unserialisable").invoke({})
     assert result.status_code == 500
     assert result.json()["errorType"] == language.marshal_error
 
 
-@pytest.mark.parametrize("case", INIT_FAILURES)
-def test_init_failures(start, language, case):
-    handler, error_type = language.init_failures[case]
+def test_init_failures(start, language, init_failure):
+    handler, error_type = language.init_failures[init_failure]
     function = start(handler=handler, ready=False)
     for _ in range(2):  # init is retried for every invocation, and fails again
         result = function.invoke({})
@@ -161,26 +159,3 @@ def test_sigterm_drains_and_exits_0(start):
 
 def test_any_user_id(start):
     assert start("warm", user="12345:12345").invoke({}).json()["invocations"] == 1
-
-
-SEED_DOCKERFILES = {
-    "three_lines": "FROM {image}\nENV _HANDLER handler.endpoint\nCOPY . .\n",
-    "seed_entrypoint": 'FROM {image}\nENV _HANDLER handler.endpoint\nCOPY . .\nENTRYPOINT ["/opt/aws-custom-runtime"]\n',
-}
-
-
-@pytest.mark.parametrize("variant", list(SEED_DOCKERFILES))
-def test_seed_example(docker_client, runtime, variant):
-    """The seed's example for this language, built from a user's Dockerfile, answers with curl."""
-    seed = HERE / "seed" / runtime.language
-    files = {path.name: path.read_bytes() for path in seed.iterdir()}
-    tag = build_user_image(docker_client, f"klr-seed-{runtime.id}",
-                           SEED_DOCKERFILES[variant].format(image=runtime.image), files)
-    function = Function(docker_client, tag, {})
-    try:
-        result = function.wait_for("/_klr/ready").invoke(data='{"name":"Foo"}')
-        assert result.status_code == 200
-        assert result.json()["statusCode"] == 200
-        assert json.loads(result.json()["body"])["message"].startswith("Hello, the current time is ")
-    finally:
-        function.remove()

@@ -1,17 +1,24 @@
 """Building, inspecting and removing the klr-* images through the engine's API.
 
-Builds use the classic builder (the engine has no BuildKit here) with the repository root as
-context; .dockerignore keeps that context down to klr/, bootstrap/ and images/.
+Builds use the classic builder (the engine has no BuildKit here). Each build's context is made
+here and holds only what its Dockerfile copies: the recipe (images/Dockerfile with the
+language's part inserted), the entrypoint script, the runtime server, the language's shim and
+the row's downloads.
 """
 
 import collections
+import io
+import tarfile
 import time
 from dataclasses import dataclass
 
 import docker
 
-from images import REPO_ROOT, report
-from images.matrix import Publish, Runtime
+from images import REPO_ROOT, downloads, report
+from images.matrix import MATRIX_FILE, Publish, Runtime
+
+TEMPLATE = MATRIX_FILE.parent / "Dockerfile"
+LANGUAGE_MARKER = "# KLR-LANGUAGE\n"
 
 # Output lines kept to explain a failed build when only step lines were shown.
 FAILURE_CONTEXT_LINES = 40
@@ -56,8 +63,8 @@ def build(
     error = ""
     try:
         for event in client.build(
-            path=str(REPO_ROOT),
-            dockerfile=str(runtime.dockerfile.relative_to(REPO_ROOT)),
+            fileobj=context(runtime),
+            custom_context=True,
             tag=f"{runtime.image}:latest",
             buildargs=runtime.build_args,
             labels={
@@ -86,6 +93,42 @@ def build(
     else:
         result.size_mb = size_mb(client, runtime.image)
     return result
+
+
+def dockerfile(runtime: Runtime) -> str:
+    """images/Dockerfile with images/<language>/Dockerfile in place of its marker line."""
+    template = TEMPLATE.read_text()
+    assert LANGUAGE_MARKER in template, f"{TEMPLATE} lost its {LANGUAGE_MARKER!r} line"
+    return template.replace(LANGUAGE_MARKER, runtime.dockerfile.read_text())
+
+
+def context(runtime: Runtime) -> io.BytesIO:
+    """The build context, as the tar archive the engine takes."""
+    shim = REPO_ROOT / "bootstrap" / runtime.language
+    files = {
+        "images/aws-custom-runtime": REPO_ROOT / "images" / "aws-custom-runtime",
+        "klr": REPO_ROOT / "klr",
+        **({"shim": shim} if shim.is_dir() else {}),
+        **{f"downloads/{d.name}": downloads.fetch(d) for d in runtime.downloads},
+    }
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        recipe = dockerfile(runtime).encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(recipe)
+        tar.addfile(info, io.BytesIO(recipe))
+        if not shim.is_dir():  # go and provided: the function brings its own bootstrap
+            empty = tarfile.TarInfo("shim")
+            empty.type, empty.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(empty)
+        for name, path in files.items():
+            tar.add(path, name, filter=_without_bytecode)
+    archive.seek(0)
+    return archive
+
+
+def _without_bytecode(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    return None if "__pycache__" in info.name or info.name.endswith(".pyc") else info
 
 
 def _contents(runtime: Runtime) -> str:

@@ -15,11 +15,25 @@ from images import REPO_ROOT, UserError
 MATRIX_FILE = Path(__file__).with_name("runtimes.toml")
 
 # Every field a runtime row may have; rows to be built need ALWAYS_FIELDS + BUILD_FIELDS.
-FIELDS = ("language", "version", "suite", "packages", "interpreter", "execution_env", "unavailable")
+FIELDS = ("language", "version", "suite", "packages", "build_packages", "interpreter", "downloads",
+          "execution_env", "unavailable")
 ALWAYS_FIELDS = ("language", "version")
-BUILD_FIELDS = ("suite", "packages", "interpreter")
+BUILD_FIELDS = ("suite",)
+DOWNLOAD_KEYS = {"url", "sha256"}
 PUBLISH_FIELDS = ("registry", "owner", "source")
 ID_PATTERN = re.compile(r"[a-z][a-z0-9]*")
+
+
+@dataclass(frozen=True)
+class Download:
+    """A file the build needs from a registry: fetched on the host, checked, put in the context."""
+
+    url: str
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)
@@ -31,7 +45,9 @@ class Runtime:
     version: str
     suite: str = ""
     packages: tuple[str, ...] = ()
+    build_packages: tuple[str, ...] = ()
     interpreter: str = ""
+    downloads: tuple[Download, ...] = ()
     execution_env: str = ""
     unavailable: str = ""
 
@@ -45,7 +61,17 @@ class Runtime:
 
     @property
     def dockerfile(self) -> Path:
+        """The language's part of the image recipe, inserted into images/Dockerfile."""
         return MATRIX_FILE.parent / self.language / "Dockerfile"
+
+    @property
+    def aws_execution_env(self) -> str:
+        """AWS_EXECUTION_ENV as Lambda spells it (AWS_Lambda_nodejs20.x, AWS_Lambda_java21...)."""
+        if self.execution_env:
+            return self.execution_env
+        if self.language == "node":
+            return f"AWS_Lambda_nodejs{self.version}.x"
+        return f"AWS_Lambda_{self.language}{self.version}"
 
     @property
     def build_args(self) -> dict[str, str]:
@@ -53,8 +79,10 @@ class Runtime:
         return {
             "BASE": self.base_image,
             "PACKAGES": " ".join(self.packages),
+            "BUILD_PACKAGES": " ".join(self.build_packages),
             "INTERPRETER": self.interpreter,
-            "EXECUTION_ENV": self.execution_env or f"AWS_Lambda_{self.language}{self.version}",
+            "DOWNLOADS": " ".join(d.name for d in self.downloads),
+            "EXECUTION_ENV": self.aws_execution_env,
         }
 
 
@@ -127,7 +155,12 @@ def _runtime(path: Path, rid: str, row: object) -> Runtime:
     for name in needed:
         if name not in row:
             raise UserError(f"{where}: missing field '{name}'")
-    runtime = Runtime(id=rid, **{**row, "packages": tuple(row.get("packages", ()))})
+    runtime = Runtime(id=rid, **{
+        **row,
+        "packages": tuple(row.get("packages", ())),
+        "build_packages": tuple(row.get("build_packages", ())),
+        "downloads": tuple(Download(**d) for d in row.get("downloads", ())),
+    })
     if not runtime.unavailable and not runtime.dockerfile.is_file():
         raise UserError(
             f"{where}, field 'language': no template {_shown(runtime.dockerfile)} for "
@@ -137,9 +170,14 @@ def _runtime(path: Path, rid: str, row: object) -> Runtime:
 
 
 def _check_type(where: str, name: str, value: object) -> None:
-    if name == "packages":
+    if name in ("packages", "build_packages"):
         ok = isinstance(value, list) and all(isinstance(p, str) and p for p in value)
         wanted = 'a list of package names, like ["python3"]'
+    elif name == "downloads":
+        ok = isinstance(value, list) and all(
+            isinstance(d, dict) and set(d) == DOWNLOAD_KEYS
+            and all(isinstance(v, str) and v for v in d.values()) for d in value)
+        wanted = 'a list of {url = "https://...", sha256 = "<hex>"} tables'
     else:
         ok = isinstance(value, str) and value.strip() != "" and "\n" not in value
         wanted = "a non-empty one-line string" + (', like "3.11"' if name == "version" else "")

@@ -16,6 +16,8 @@ from images.build import Result, size_mb
 
 MIRROR = "http://deb.debian.org/debian"
 SECURITY_MIRROR = "http://deb.debian.org/debian-security"
+# Suites that are updated in place and have no -updates or -security companions.
+ROLLING_SUITES = ("sid", "unstable")
 # python3 runs the runtime server (python3-minimal lacks json); locales gives en_US.UTF-8, the
 # LANG Lambda sets.
 PACKAGES = ("python3", "ca-certificates", "locales")
@@ -36,11 +38,9 @@ def image(suite: str) -> str:
 
 def mmdebstrap_command(suite: str, verbose: bool = False) -> list[str]:
     """The mmdebstrap call that writes the suite's root filesystem as a tarball to stdout."""
-    sources = [
-        f"deb {MIRROR} {suite} main",
-        f"deb {MIRROR} {suite}-updates main",
-        f"deb {SECURITY_MIRROR} {suite}-security main",
-    ]
+    sources = [f"deb {MIRROR} {suite} main"]
+    if suite not in ROLLING_SUITES:
+        sources += [f"deb {MIRROR} {suite}-updates main", f"deb {SECURITY_MIRROR} {suite}-security main"]
     return [
         "mmdebstrap",
         *(() if verbose else ("--quiet",)),

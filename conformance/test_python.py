@@ -1,0 +1,28 @@
+"""What only Python images show: the seed's python27/python37 example."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import HERE, Function, build_user_image, project_files
+
+LANGUAGE = "python"
+
+
+@pytest.mark.parametrize("entrypoint", ["", 'ENTRYPOINT ["/opt/aws-custom-runtime"]\n'],
+                         ids=["three_lines", "seed_entrypoint"])
+def test_seed_example(docker_client, runtime, entrypoint):
+    """handler.endpoint from the seed, built from the user's three-line Dockerfile, and from the
+    original KLR Dockerfile that names the entrypoint, answers a curl-style POST."""
+    files = project_files(HERE / "seed" / "python27")
+    files["Dockerfile"] += entrypoint.encode()
+    tag = build_user_image(docker_client, f"klr-seed-python-{runtime.id}", files, runtime.image)
+    function = Function(docker_client, tag, {})
+    try:
+        result = function.wait_for("/_klr/ready").invoke(data='{"name":"Foo"}')
+        assert result.status_code == 200
+        assert result.json()["statusCode"] == 200
+        assert json.loads(result.json()["body"])["message"].startswith("Hello, the current time is ")
+    finally:
+        function.remove()
