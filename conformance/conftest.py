@@ -160,7 +160,8 @@ def build_user_image(client, tag: str, files: dict[str, bytes], image: str) -> s
     with tarfile.open(fileobj=archive, mode="w") as tar:
         for name, content in files.items():
             info = tarfile.TarInfo(name)
-            info.size, info.mode = len(content), 0o644
+            # Scripts are executable, as in the user's checkout (a bootstrap must be).
+            info.size, info.mode = len(content), 0o755 if content.startswith(b"#!") else 0o644
             tar.addfile(info, io.BytesIO(content))
     archive.seek(0)
     build_args = {"IMAGE": image, **{name: os.environ[name] for name in FORWARDED_SETTINGS if name in os.environ}}
