@@ -70,6 +70,21 @@ LANGUAGES = {
         },
         version_command="python --version",
     ),
+    # Node's official runtime types errors by error.name; a result JSON cannot express is its
+    # Runtime.JSONStringifyError ("Unable to stringify response body").
+    "node": Language(
+        handler="handler.{}",
+        function_error="Error",
+        marshal_error="Runtime.JSONStringifyError",
+        init_failures={
+            "missing_module": ("missing.handler", "Runtime.ImportModuleError"),
+            "missing_function": ("handler.missing", "Runtime.HandlerNotFound"),
+            "syntax_error": ("syntax_error.handler", "Runtime.UserCodeSyntaxError"),
+            "malformed_name": ("handler", "Runtime.MalformedHandlerName"),
+            "raises_while_loading": ("init_error.handler", "Error"),
+        },
+        version_command="node --version",
+    ),
     # Ruby's official runtime types errors Function<Class> and Init<Class>. It looks the
     # method up per invocation, so a missing one is no init failure (test_ruby.py).
     "ruby": Language(
@@ -103,15 +118,16 @@ def pytest_configure(config):
 
 def pytest_generate_tests(metafunc):
     """Every test that takes `runtime` runs once per available runtime, narrowed to the module's
-    LANGUAGE (test_<language>.py) and to languages that have what a `requires` mark names.
+    LANGUAGE (a name, or several) and to languages that have what a `requires` mark names.
     A test that also takes `init_failure` runs once per failure case its runtime's language has."""
     if "runtime" not in metafunc.fixturenames:
         return
     only = getattr(metafunc.module, "LANGUAGE", None)
+    only = [only] if isinstance(only, str) else only
     required = [m.args[0] for m in metafunc.definition.iter_markers("requires")]
     runtimes = [
         r for r in matrix.load().select(metafunc.config.getoption("runtime") or None)
-        if not r.unavailable and only in (None, r.language)
+        if not r.unavailable and (only is None or r.language in only)
         and all(getattr(LANGUAGES[r.language], field) for field in required)
     ]
     if "init_failure" in metafunc.fixturenames:

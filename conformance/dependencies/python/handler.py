@@ -1,0 +1,5 @@
+import six
+
+
+def version(event, context):
+    return {"six": six.__version__}

@@ -1,0 +1,24 @@
+"""A function's declared dependencies, installed by the README's one-line Dockerfile step
+(pip, npm) from the real registries. Go's go.mod and Java's pom.xml are exercised by their
+seed examples and fixtures."""
+
+from __future__ import annotations
+
+from conftest import HERE, Function, build_user_image, project_files
+
+EXPECTED = {
+    "python": ({}, {"six": "1.17.0"}),
+    "node": ({"value": 7}, {"isNumber": "3.0.0", "checked": True}),
+}
+LANGUAGE = tuple(EXPECTED)
+
+
+def test_declared_dependencies_are_installed(docker_client, runtime):
+    event, expected = EXPECTED[runtime.language]
+    tag = build_user_image(docker_client, f"klr-dependencies-{runtime.id}",
+                           project_files(HERE / "dependencies" / runtime.language), runtime.image)
+    function = Function(docker_client, tag, {})
+    try:
+        assert function.wait_for("/_klr/ready").invoke(event).json() == expected
+    finally:
+        function.remove()
