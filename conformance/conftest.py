@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,19 @@ LANGUAGES = {
             "raises_while_loading": ("init_error.handler", "RuntimeError"),
         },
         version_command="python --version",
+    ),
+    # Java's official runtime types errors by the exception's class name; a result Jackson
+    # cannot write (a self-reference) fails as "An error occurred during JSON serialization of
+    # response". A missing class or method and a bad name fail each invocation instead of init
+    # (test_java.py); a static initialiser that throws ends init.
+    "java": Language(
+        handler="example.Handler::{}",
+        function_error="java.lang.IllegalArgumentException",
+        marshal_error="java.lang.RuntimeException",
+        init_failures={
+            "raises_while_loading": ("example.InitError::handler", "java.lang.ExceptionInInitializerError"),
+        },
+        version_command="java -version",
     ),
     # Node's official runtime types errors by error.name; a result JSON cannot express is its
     # Runtime.JSONStringifyError ("Unable to stringify response body").
@@ -138,6 +152,17 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("runtime", runtimes, ids=[r.id for r in runtimes], scope="session")
 
 
+def pytest_collection_modifyitems(config, items):
+    """A test with no runtime to run on (test_java.py when only Python images are selected) is
+    left out, not reported as skipped."""
+    empty = [item for item in items if "runtime" in item.fixturenames
+             and not isinstance(getattr(item, "callspec", None) and item.callspec.params.get("runtime"),
+                                matrix.Runtime)]
+    if empty:
+        config.hook.pytest_deselected(items=empty)
+        items[:] = [item for item in items if item not in empty]
+
+
 @pytest.fixture(scope="session")
 def docker_client():
     return docker.from_env()
@@ -161,7 +186,10 @@ def fixture_image(runtime, docker_client, language) -> str:
 
 
 def project_files(folder: Path) -> dict[str, bytes]:
-    """A user's project: every file under the folder, by relative path."""
+    """A user's project: every file under the folder, by relative path. A Maven project is
+    built on the host first, as Java users do (`mvn package`, output under target/)."""
+    if (folder / "pom.xml").exists():
+        subprocess.run(["mvn", "-q", "-B", "package"], cwd=folder, check=True)
     return {str(path.relative_to(folder)): path.read_bytes()
             for path in sorted(folder.rglob("*")) if path.is_file()}
 

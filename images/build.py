@@ -109,7 +109,7 @@ def context(runtime: Runtime) -> io.BytesIO:
         "images/aws-custom-runtime": REPO_ROOT / "images" / "aws-custom-runtime",
         "klr": REPO_ROOT / "klr",
         **({"shim": shim} if shim.is_dir() else {}),
-        **{f"downloads/{d.name}": downloads.fetch(d) for d in runtime.downloads},
+        **{f"downloads/{path.name}": path for path in map(downloads.fetch, runtime.downloads)},
     }
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:

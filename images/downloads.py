@@ -1,14 +1,20 @@
-"""Files a build needs from a registry (a Node.js binary, a Go toolchain), fetched on the host.
+"""Files a build needs from a package registry (a Node.js binary, npm, pip, a Go toolchain),
+fetched on the host by package name with the registry's ordinary client.
 
-Fetching here, not in a Dockerfile, keeps the network and any proxy CA out of every image: the
-host's own trust settings (SSL_CERT_FILE) apply. Files are checked against the row's sha256 and
-kept in ~/.cache/klr/downloads (KLR_DOWNLOAD_CACHE), so a rebuild fetches nothing.
+Fetching here, not in a Dockerfile, keeps the network and any proxy CA out of every image, and
+the clients bring the host's own settings (npm's registry, PIP_INDEX_URL, GOPROXY, Maven's
+settings.xml) with them. Each file is checked against the row's sha256 and kept in
+~/.cache/klr/downloads (KLR_DOWNLOAD_CACHE), so a rebuild fetches nothing.
 """
 
 import hashlib
+import json
 import os
-import urllib.error
-import urllib.request
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from images import UserError
@@ -19,28 +25,65 @@ CHUNK_BYTES = 1 << 20
 
 
 def fetch(download: Download) -> Path:
-    """The downloaded file, from the cache or the registry; a UserError if it can't be had."""
-    path = CACHE / download.name
-    if path.is_file() and _sha256(path) == download.sha256:
-        return path
-    CACHE.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(path.suffix + ".partial")
-    print(f"Downloading {download.url}", flush=True)
+    """The package's file, from the cache or its registry; a UserError if it can't be had."""
+    folder = CACHE / re.sub(r"[^A-Za-z0-9.@=_-]+", "_", f"{download.registry}-{download.package}")
+    cached = [path for path in folder.glob("*") if path.is_file()]
+    if len(cached) == 1 and _sha256(cached[0]) == download.sha256:
+        return cached[0]
+    print(f"Fetching {download.package} from {download.registry}", flush=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        fetched = FETCHERS[download.registry](download.package, Path(scratch))
+        digest = _sha256(fetched)
+        if digest != download.sha256:
+            raise UserError(
+                f"{download.registry} package {download.package} has sha256 {digest}, but "
+                f"images/runtimes.toml expects {download.sha256}: it changed upstream or was "
+                "tampered with; check it, then update the row")
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        return Path(shutil.copy2(fetched, folder / fetched.name))
+
+
+def _npm(package: str, scratch: Path) -> Path:
+    packed = json.loads(_run(["npm", "pack", package, "--json", "--pack-destination", str(scratch)]))
+    return scratch / packed[0]["filename"]
+
+
+def _pypi(package: str, scratch: Path) -> Path:
+    _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+          "--dest", str(scratch), package])
+    return _only_file(scratch)
+
+
+def _go(package: str, scratch: Path) -> Path:
+    return Path(json.loads(_run(["go", "mod", "download", "-json", package], cwd=scratch))["Zip"])
+
+
+def _maven(package: str, scratch: Path) -> Path:
+    _run(["mvn", "--batch-mode", "--quiet", "dependency:copy", f"-Dartifact={package}",
+          f"-DoutputDirectory={scratch}"], cwd=scratch)
+    return _only_file(scratch)
+
+
+FETCHERS = {"npm": _npm, "pypi": _pypi, "go": _go, "maven": _maven}
+
+
+def _run(command: list[str], cwd: Path | None = None) -> str:
     try:
-        with urllib.request.urlopen(download.url, timeout=60) as reply, open(partial, "wb") as out:
-            while chunk := reply.read(CHUNK_BYTES):
-                out.write(chunk)
-    except (urllib.error.URLError, OSError) as e:
-        partial.unlink(missing_ok=True)
-        raise UserError(f"cannot download {download.url}: {e}; check the network or proxy "
-                        "settings (SSL_CERT_FILE for an intercepting proxy)") from None
-    digest = _sha256(partial)
-    if digest != download.sha256:
-        partial.unlink()
-        raise UserError(f"{download.url} has sha256 {digest}, but images/runtimes.toml expects "
-                        f"{download.sha256}: the file changed upstream or was tampered with")
-    partial.rename(path)
-    return path
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise UserError(f"{command[0]} is needed to fetch packages for the images; install it") from None
+    if done.returncode != 0:
+        raise UserError(f"{' '.join(command)} failed (exit {done.returncode}): "
+                        f"{(done.stderr or done.stdout).strip()[-600:]}")
+    return done.stdout
+
+
+def _only_file(folder: Path) -> Path:
+    files = [path for path in folder.iterdir() if path.is_file()]
+    if len(files) != 1:
+        raise UserError(f"expected one downloaded file in {folder}, found {len(files)}")
+    return files[0]
 
 
 def _sha256(path: Path) -> str:

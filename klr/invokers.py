@@ -160,6 +160,9 @@ class Invoker:
                 env=self.env,
                 cwd=self.settings.task_root,
                 stdin=asyncio.subprocess.DEVNULL,
+                # One stream, the server's stdout, as on Lambda's one log stream: a pipe per
+                # stream would let the collector put the function's stderr before our START.
+                stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,  # its own process group, so a kill reaches its children
             )
         except OSError as error:
