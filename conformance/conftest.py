@@ -236,13 +236,13 @@ class Function(Endpoint):
         self.container.remove(force=True)
 
 
-def seed_function(client, runtime, name: str, **env: str) -> Function:
+def seed_function(client, runtime, name: str, ready: bool = True, **env: str) -> Function:
     """A running container of the seed's example seed/<name>/, built from its own Dockerfile,
     which starts `ARG IMAGE=klr-<seed runtime>` / `FROM ${IMAGE}` so that any image of the
     language can stand in. The caller removes it."""
     tag = build_user_image(client, f"klr-seed-{name}-{runtime.id}", project_files(HERE / "seed" / name),
                            runtime.image)
-    return Function(client, tag, env).wait_for("/_klr/ready")
+    return Function(client, tag, env).wait_for("/_klr/ready" if ready else "/_klr/health")
 
 
 @pytest.fixture
@@ -253,6 +253,7 @@ def start(docker_client, fixture_image, language):
     def run(function: str = "", handler: str = "", ready: bool = True, user: str | None = None,
             **env: str) -> Function:
         env["_HANDLER"] = handler or language.handler.format(function)
+        env.setdefault("INVOKER_COUNT", "1")  # a test that needs more says so
         started.append(Function(docker_client, fixture_image, env, user=user))
         return started[-1].wait_for("/_klr/ready" if ready else "/_klr/health")
 

@@ -1,8 +1,16 @@
-"""What only the Go image shows: the seed's go example, built with the README's recipe."""
+"""What only the Go image shows: the seed's go example, built with the README's recipe, and a
+private module fetched with a build secret."""
 
 from __future__ import annotations
 
-from conftest import seed_function
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import HERE, HOST_CA_BUNDLE, Function, seed_function
+from private_go_proxy import PASSWORD, PrivateModuleProxy
 
 LANGUAGE = "go"
 
@@ -13,5 +21,44 @@ def test_seed_example(docker_client, runtime):
     try:
         result = function.invoke({"name": "Foo"})
         assert (result.status_code, result.json()) == (200, "Hello Foo!")
+    finally:
+        function.remove()
+
+
+def buildkit_build() -> list[str]:
+    """A docker CLI command that builds with BuildKit (build secrets need it): `docker buildx`,
+    or a CLI older than 23, such as Debian's docker.io, which has BuildKit built in."""
+    if subprocess.run(["docker", "buildx", "version"], capture_output=True, check=False).returncode == 0:
+        return ["docker", "buildx", "build", "--load"]
+    for cli in ("/usr/bin/docker", "docker"):
+        version = subprocess.run([cli, "version", "--format", "{{.Client.Version}}"],
+                                 capture_output=True, text=True, check=False)
+        if version.returncode == 0 and int(version.stdout.split(".")[0]) < 23:
+            return [cli, "build"]
+    pytest.fail("building with a secret needs BuildKit: install docker-buildx, or Debian's docker.io")
+
+
+def test_private_module_through_build_secret(docker_client, runtime, tmp_path):
+    """A private module from a proxy that wants a password: the .netrc is a build secret, the
+    build gets the module, and the password is in no layer of the image."""
+    project = HERE / "dependencies" / "go-private"
+    context = tmp_path / "context"
+    shutil.copytree(project / "function", context)
+    with PrivateModuleProxy(project / "module", tmp_path) as proxy:
+        (tmp_path / "netrc").write_text(proxy.netrc)
+        (context / "ca-certificates.crt").write_bytes(
+            Path(os.environ.get("SSL_CERT_FILE", HOST_CA_BUNDLE)).read_bytes() + proxy.certificate.read_bytes())
+        tag = f"klr-private-go-{runtime.id}"
+        subprocess.run([*buildkit_build(), "--network", "host", "--label", "klr.test=1", "--tag", tag,
+                        "--secret", f"id=netrc,src={tmp_path / 'netrc'}",
+                        "--build-arg", f"IMAGE={runtime.image}",
+                        "--build-arg", f"GOPROXY=https://{proxy.host},https://proxy.golang.org",
+                        str(context)], check=True, env={**os.environ, "DOCKER_BUILDKIT": "1"})
+        assert proxy.authorised_requests and not proxy.refused_requests
+    layers = b"".join(docker_client.images.get(tag).save())
+    assert PASSWORD.encode() not in layers
+    function = Function(docker_client, tag, {}).wait_for("/_klr/ready")
+    try:
+        assert function.invoke({"name": "Foo"}).json() == "Hello Foo, from a private module!"
     finally:
         function.remove()

@@ -117,10 +117,12 @@ def context(runtime: Runtime) -> io.BytesIO:
         info = tarfile.TarInfo("Dockerfile")
         info.size = len(recipe)
         tar.addfile(info, io.BytesIO(recipe))
-        if not shim.is_dir():  # go and provided: the function brings its own bootstrap
-            empty = tarfile.TarInfo("shim")
-            empty.type, empty.mode = tarfile.DIRTYPE, 0o755
-            tar.addfile(empty)
+        # Folders the recipe copies, though they may be empty: downloads/, and shim/ for go and
+        # provided, where the function brings its own bootstrap.
+        for folder in ("downloads", "shim"):
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
         for name, path in files.items():
             tar.add(path, name, filter=_without_bytecode)
     archive.seek(0)

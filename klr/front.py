@@ -51,7 +51,8 @@ class FrontDoor:
             return json_response(200, {"status": "ok"})
         if path == RESERVED_PREFIX + "ready":
             ready = self.pool.ready
-            return json_response(200 if ready else 503, {"ready": ready})
+            return json_response(200 if ready else 503, {
+                "ready": ready, "readyInvokers": self.pool.ready_count, "invokers": len(self.pool.invokers)})
         return json_response(404, {"errorType": "NotFound", "errorMessage":
                                    f"{RESERVED_PREFIX} is reserved: use {RESERVED_PREFIX}health "
                                    f"or {RESERVED_PREFIX}ready"})

@@ -333,7 +333,12 @@ class InvokerPool:
 
     @property
     def ready(self) -> bool:
-        return any(invoker.ready for invoker in self.invokers)
+        return self.ready_count > 0
+
+    @property
+    def ready_count(self) -> int:
+        """Bootstraps that have initialised and are running."""
+        return sum(invoker.ready for invoker in self.invokers)
 
     def start(self) -> None:
         self._tasks = [asyncio.ensure_future(invoker.run()) for invoker in self.invokers]

@@ -33,6 +33,16 @@ class Endpoint:
             time.sleep(0.05)
         raise AssertionError(f"{path} did not answer 200 within {seconds} s:\n{self.logs()}")
 
+    def wait_until_all_invokers_ready(self, seconds: float = 60) -> Endpoint:
+        """Poll until every bootstrap has initialised: some languages start slowly (JVMs)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            state = requests.get(self.url + "/_klr/ready", timeout=2).json()
+            if state["readyInvokers"] == state["invokers"]:
+                return self
+            time.sleep(0.1)
+        raise AssertionError(f"not every invoker was ready within {seconds} s:\n{self.logs()}")
+
     def invoke(self, event: object = None, path: str = "/", **kwargs) -> requests.Response:
         """POST an event (JSON) or any body (data=...) to the function."""
         kwargs.setdefault("timeout", 60)

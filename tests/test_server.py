@@ -132,7 +132,7 @@ def test_api_gateway_mode_rejects_a_malformed_proxy_response(start_server):
 def test_health_endpoints_never_invoke_the_function(start_server):
     server = start_server()
     assert requests.get(server.url + "/_klr/health", timeout=5).json() == {"status": "ok"}
-    assert requests.get(server.url + "/_klr/ready", timeout=5).json() == {"ready": True}
+    assert requests.get(server.url + "/_klr/ready", timeout=5).json() == {"ready": True, "readyInvokers": 1, "invokers": 1}
     assert requests.get(server.url + "/_klr/other", timeout=5).status_code == 404
     assert "START" not in server.logs()
 

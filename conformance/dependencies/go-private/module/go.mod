@@ -1,0 +1,3 @@
+module example.com/private
+
+go 1.22
