@@ -1,0 +1,455 @@
+#!/usr/bin/env node
+/*
+ * KLR bootstrap shim: a small Lambda runtime client for Node.js functions.
+ *
+ * Installed as /var/runtime/bootstrap. It loads the function named by _HANDLER, then loops over
+ * the Lambda Runtime API (2018-06-01) at $AWS_LAMBDA_RUNTIME_API: get an event, call
+ * handler(event, context, callback), post the result or error. What the function observes
+ * (callback and promise semantics, the context object, error types and shapes, log lines)
+ * follows the official Node.js runtime client.
+ *
+ * One file, `http` only, written in the JavaScript that Node.js 4 parses (var, function
+ * expressions, no import statement), so that it runs unchanged on Node.js 4 through 22.
+ */
+'use strict';
+
+var fs = require('fs');
+var http = require('http');
+var path = require('path');
+var url = require('url');
+var util = require('util');
+
+var API_PREFIX = '/2018-06-01/runtime';
+var ERROR_CONTENT_TYPE = 'application/vnd.aws.lambda.error+json';
+var LOG_LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'];
+// The official client's exit statuses, which the server answers by starting a fresh process.
+var EXIT_UNCAUGHT_EXCEPTION = 129;
+var EXIT_UNHANDLED_REJECTION = 128;
+
+function supportsEsModules(version) {
+  var parts = version.split('.').map(Number);
+  return parts[0] > 12 || (parts[0] === 12 && parts[1] >= 17);
+}
+
+// ES modules load with import() from Node.js 12.17 on. The expression is compiled here, so that
+// older versions, which cannot parse it, still parse this file.
+var importModule = supportsEsModules(process.versions.node)
+  ? new Function('specifier', 'return import(specifier)')
+  : null;
+
+var current = null; // the invocation whose result is not posted yet
+var currentRequestId; // for log lines; undefined during init, as on Lambda
+
+function runtimeError(type, message, cause) {
+  var error = new Error(message);
+  error.name = type;
+  // The trace that helps is the cause's (where the user's code failed), not this file's.
+  error.stack = cause && typeof cause.stack === 'string' ? cause.stack : type + ': ' + message;
+  return error;
+}
+
+/** The official error shape: the stack is under `trace`; a thrown non-Error is typed by typeof. */
+function describeError(error) {
+  try {
+    if (error instanceof Error || (error && typeof error.name === 'string' &&
+        typeof error.message === 'string' && typeof error.stack === 'string')) {
+      return {errorType: error.name, errorMessage: error.message,
+              trace: typeof error.stack === 'string' ? error.stack.split('\n') : []};
+    }
+    return {errorType: typeof error, errorMessage: String(error), trace: []};
+  } catch (unreadable) {
+    return {errorType: 'handled', errorMessage: 'callback called with Error argument, but there ' +
+            'was a problem while retrieving one or more of its message, name, and stack', trace: []};
+  }
+}
+
+function logError(label, description) {
+  console.error(label, '\t' + JSON.stringify(description));
+}
+
+/** console.* as on Lambda: one stdout line per call, `time \t request id \t LEVEL \t message`. */
+function patchConsole() {
+  var setting = String(process.env.AWS_LAMBDA_LOG_LEVEL || '').toUpperCase();
+  var lowest = Math.max(0, LOG_LEVELS.indexOf(setting));
+  function logger(level) {
+    if (LOG_LEVELS.indexOf(level) < lowest) {
+      return function () {};
+    }
+    return function () {
+      var line = [new Date().toISOString(), String(currentRequestId), level,
+                  util.format.apply(util, arguments)].join('\t');
+      // Log collectors split records at newlines: a multi-line message stays one record.
+      process.stdout.write(line.replace(/\n/g, '\r') + '\n');
+    };
+  }
+  console.trace = logger('TRACE');
+  console.debug = logger('DEBUG');
+  console.info = console.log = logger('INFO');
+  console.warn = logger('WARN');
+  console.error = logger('ERROR');
+  console.fatal = logger('FATAL');
+}
+
+/** The Runtime API over one keep-alive connection. An idle kept-alive socket does not hold the
+ * event loop open, so "the event loop is empty" still means the function has nothing left. */
+function RuntimeApi(address) {
+  var colon = address.lastIndexOf(':');
+  this.host = address.slice(0, colon);
+  this.port = Number(address.slice(colon + 1));
+  this.agent = new http.Agent({keepAlive: true, maxSockets: 1});
+}
+
+RuntimeApi.prototype.request = function (method, route, body, headers, done, retried) {
+  var self = this;
+  headers = headers || {};
+  if (body !== null) {
+    headers['Content-Length'] = Buffer.byteLength(body);
+  }
+  var request = http.request({host: this.host, port: this.port, method: method, path: API_PREFIX + route,
+                              headers: headers, agent: this.agent}, function (response) {
+    var chunks = [];
+    response.on('data', function (chunk) {
+      chunks.push(chunk);
+    });
+    response.on('end', function () {
+      done(response, Buffer.concat(chunks).toString('utf8'));
+    });
+  });
+  request.on('error', function () {
+    if (retried) {
+      process.exit(1); // the server is gone; it reports the lost connection itself
+    }
+    self.request(method, route, body, headers, done, true); // a dropped keep-alive connection
+  });
+  request.end(body === null ? undefined : body);
+};
+
+RuntimeApi.prototype.postInitError = function (description, after) {
+  this.request('POST', '/init/error', JSON.stringify(description), {
+    'Content-Type': ERROR_CONTENT_TYPE,
+    'Lambda-Runtime-Function-Error-Type': description.errorType
+  }, after);
+};
+
+function parseJsonHeader(value, what) {
+  if (value === undefined) {
+    return undefined;
+  }
+  try {
+    return JSON.parse(value);
+  } catch (error) {
+    throw new Error('Cannot parse ' + what + ' as json: ' + error);
+  }
+}
+
+/**
+ * One event being handled. Its result goes out once: the first of the callback's calls counts,
+ * and so does the first of succeed/fail/done, and whichever of them answers first wins.
+ */
+function Invocation(api, headers, next) {
+  var self = this;
+  this.api = api;
+  this.headers = headers;
+  this.id = headers['lambda-runtime-aws-request-id'];
+  this.next = next; // called once the result is posted
+  this.answered = false;
+  this.callbackCalled = false;
+  // What happens when the function leaves nothing to run and has not answered: a handler that
+  // never calls back answers null.
+  this.onIdle = function () {
+    self.finish(null, null);
+  };
+  this.callback = function (error, result) {
+    if (self.callbackCalled) {
+      return;
+    }
+    self.callbackCalled = true;
+    if (error !== undefined && error !== null) {
+      self.finish(error);
+    } else if (self.context.callbackWaitsForEmptyEventLoop) {
+      self.onIdle = function () {
+        self.finish(null, result);
+      };
+    } else {
+      self.finish(null, result);
+    }
+  };
+  this.context = this.makeContext();
+}
+
+Invocation.prototype.makeContext = function () {
+  var self = this;
+  var env = process.env;
+  var deadline = Number(this.headers['lambda-runtime-deadline-ms']);
+  var contextCalled = false;
+  var context = {
+    awsRequestId: this.id,
+    invokedFunctionArn: this.headers['lambda-runtime-invoked-function-arn'],
+    functionName: env.AWS_LAMBDA_FUNCTION_NAME,
+    functionVersion: env.AWS_LAMBDA_FUNCTION_VERSION,
+    memoryLimitInMB: env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
+    logGroupName: env.AWS_LAMBDA_LOG_GROUP_NAME,
+    logStreamName: env.AWS_LAMBDA_LOG_STREAM_NAME,
+    identity: undefined,
+    clientContext: undefined,
+    tenantId: this.headers['lambda-runtime-aws-tenant-id'],
+    callbackWaitsForEmptyEventLoop: true,
+    getRemainingTimeInMillis: function () {
+      return Math.max(0, deadline - Date.now());
+    },
+    // The legacy context methods answer at once, whatever callbackWaitsForEmptyEventLoop says.
+    done: function (error, result) {
+      if (!contextCalled) {
+        contextCalled = true;
+        self.finish(error, result);
+      }
+    },
+    succeed: function (result) {
+      context.done(null, result);
+    },
+    fail: function (error) {
+      context.done(error === undefined || error === null ? 'handled' : error);
+    }
+  };
+  return context;
+};
+
+Invocation.prototype.run = function (handler, body) {
+  var self = this;
+  var headers = this.headers;
+  var context = this.context;
+  try {
+    context.identity = parseJsonHeader(headers['lambda-runtime-cognito-identity'], 'CognitoIdentity');
+    context.clientContext = parseJsonHeader(headers['lambda-runtime-client-context'], 'ClientContext');
+    var result = handler(JSON.parse(body), context, this.callback);
+    // A promise (an async handler's, or any thenable) answers when it settles.
+    if (result && typeof result.then === 'function') {
+      if (!this.callbackCalled) {
+        this.onIdle = function () {
+          self.finish(runtimeError('Runtime.NodeJsExit', 'The event loop became empty before the ' +
+                                   "handler's promise settled: nothing is left that could settle it"));
+        };
+      }
+      result.then(context.succeed, context.fail);
+    }
+  } catch (error) {
+    this.callback(error);
+  }
+};
+
+/** Whether this invocation may still answer; it then has, and the next answer is ignored. */
+Invocation.prototype.claim = function () {
+  if (this.answered) {
+    console.warn('Invocation ' + this.id + ' already has a result: a later one is ignored');
+    return false;
+  }
+  this.answered = true;
+  current = null;
+  return true;
+};
+
+/** Answer with the result (error null or undefined) or the error, then take the next event. */
+Invocation.prototype.finish = function (error, result) {
+  if (!this.claim()) {
+    return;
+  }
+  var failed = error !== undefined && error !== null;
+  if (!failed) {
+    try {
+      // undefined (and what JSON cannot express at all, such as a function) is sent as null
+      var body = JSON.stringify(result === undefined ? null : result) || 'null';
+    } catch (cause) {
+      failed = true;
+      error = runtimeError('Runtime.JSONStringifyError', 'Unable to stringify response body', cause);
+    }
+  }
+  if (!failed) {
+    this.post('response', body, 'application/json', this.next);
+    return;
+  }
+  var description = describeError(error);
+  logError('Invoke Error', description);
+  this.post('error', JSON.stringify(description), ERROR_CONTENT_TYPE, this.next);
+};
+
+Invocation.prototype.post = function (kind, body, contentType, after) {
+  // A refused result (stale id, too large) is settled by the server: carry on either way.
+  this.api.request('POST', '/invocation/' + encodeURIComponent(this.id) + '/' + kind, body,
+                   {'Content-Type': contentType}, after);
+};
+
+function serve(api, handler) {
+  api.request('GET', '/invocation/next', null, null, function (response, body) {
+    if (response.statusCode !== 200) {
+      console.error('bootstrap: next invocation failed with HTTP ' + response.statusCode);
+      process.exit(1);
+    }
+    var invocation = new Invocation(api, response.headers, function () {
+      serve(api, handler);
+    });
+    current = invocation;
+    currentRequestId = invocation.id;
+    var traceId = response.headers['lambda-runtime-trace-id'];
+    if (traceId) {
+      process.env._X_AMZN_TRACE_ID = traceId;
+    } else {
+      delete process.env._X_AMZN_TRACE_ID;
+    }
+    invocation.run(handler, body);
+  });
+}
+
+// Loading the function: Lambda's handler names and module resolution.
+
+function importFile(file) {
+  if (!importModule) {
+    return Promise.reject(runtimeError('Runtime.ImportModuleError', 'Error: ' + file + ' is an ES ' +
+                                       'module, which Node.js ' + process.version + ' cannot load'));
+  }
+  return importModule(url.pathToFileURL(file).href);
+}
+
+function refusesEsm(error) {
+  return error && (error.code === 'ERR_REQUIRE_ESM' || error.code === 'ERR_REQUIRE_ASYNC_MODULE' ||
+                   (error instanceof SyntaxError && /\b(import|export)\b/.test(error.message)));
+}
+
+function requireFile(file) {
+  return new Promise(function (resolve) {
+    resolve(require(file));
+  }).then(null, function (error) {
+    // ES module code that this node's require() refuses (an ES module it knows as one, one with
+    // a top-level await, ES module syntax in a .js) loads with import() where node can load it.
+    if (importModule && refusesEsm(error)) {
+      return importFile(file);
+    }
+    throw error;
+  });
+}
+
+/** Whether the nearest package.json above `folder` says "type": "module". */
+function inModulePackage(folder) {
+  for (;;) {
+    var manifest = path.join(folder, 'package.json');
+    if (fs.existsSync(manifest)) {
+      try {
+        return JSON.parse(fs.readFileSync(manifest, 'utf8')).type === 'module';
+      } catch (unreadable) {
+        return false;
+      }
+    }
+    var parent = path.dirname(folder);
+    if (parent === folder || path.basename(folder) === 'node_modules') {
+      return false;
+    }
+    folder = parent;
+  }
+}
+
+function asLoadError(error) {
+  if (error instanceof SyntaxError) {
+    return runtimeError('Runtime.UserCodeSyntaxError', String(error), error);
+  }
+  if (error && (error.code === 'MODULE_NOT_FOUND' || error.code === 'ERR_MODULE_NOT_FOUND')) {
+    return runtimeError('Runtime.ImportModuleError', String(error), error);
+  }
+  return error;
+}
+
+/** Lambda's order: the name as given, then .js (an ES module under "type": "module"), .mjs, .cjs. */
+function loadModule(base) {
+  var loading;
+  if (fs.existsSync(base)) {
+    loading = requireFile(base);
+  } else if (fs.existsSync(base + '.js')) {
+    var esModule = importModule && inModulePackage(path.dirname(base));
+    loading = esModule ? importFile(base + '.js') : requireFile(base + '.js');
+  } else if (fs.existsSync(base + '.mjs')) {
+    loading = importFile(base + '.mjs');
+  } else if (fs.existsSync(base + '.cjs')) {
+    loading = requireFile(base + '.cjs');
+  } else {
+    loading = requireFile(base); // node's own message for what is not there
+  }
+  return loading.then(null, function (error) {
+    throw asLoadError(error);
+  });
+}
+
+/** `file.fn` or `dir/file.obj.fn`, relative to the task root. */
+function loadHandler(taskRoot, name) {
+  return new Promise(function (resolve) {
+    if (name.indexOf('..') !== -1) {
+      throw runtimeError('Runtime.MalformedHandlerName', "'" + name + "' is not a valid handler name: " +
+                         "'..' is not allowed; name the file relative to the task root");
+    }
+    var fileAndPath = path.basename(name);
+    var match = /^([^.]*)\.(.*)$/.exec(fileAndPath);
+    if (!match) {
+      throw runtimeError('Runtime.MalformedHandlerName', 'Bad handler');
+    }
+    var base = path.resolve(taskRoot, name.slice(0, name.length - fileAndPath.length), match[1]);
+    resolve(loadModule(base).then(function (module) {
+      var handler = match[2].split('.').reduce(function (value, key) {
+        return value && value[key];
+      }, module);
+      if (!handler) {
+        throw runtimeError('Runtime.HandlerNotFound', name + ' is undefined or not exported');
+      }
+      if (typeof handler !== 'function') {
+        throw runtimeError('Runtime.HandlerNotFound', name + ' is not a function');
+      }
+      return handler;
+    }));
+  });
+}
+
+function main() {
+  patchConsole();
+  var api = new RuntimeApi(process.env.AWS_LAMBDA_RUNTIME_API || '127.0.0.1:9001');
+  var loaded = false;
+  var exiting = false;
+
+  // An error nobody catches fails the current invocation (or init), then ends the process.
+  function fatal(label, exitCode, error) {
+    var description = describeError(error);
+    logError(label, description);
+    if (exiting) {
+      return;
+    }
+    exiting = true;
+    var exit = function () {
+      process.exit(exitCode);
+    };
+    var invocation = current;
+    if (!loaded) {
+      api.postInitError(description, exit);
+    } else if (invocation && invocation.claim()) {
+      invocation.post('error', JSON.stringify(description), ERROR_CONTENT_TYPE, exit);
+    } else {
+      exit();
+    }
+  }
+  process.on('uncaughtException', function (error) {
+    fatal('Uncaught Exception', EXIT_UNCAUGHT_EXCEPTION, error);
+  });
+  process.on('unhandledRejection', function (reason) {
+    fatal('Unhandled Promise Rejection', EXIT_UNHANDLED_REJECTION,
+          runtimeError('Runtime.UnhandledPromiseRejection', String(reason), reason));
+  });
+  process.on('beforeExit', function () {
+    if (current) {
+      current.onIdle();
+    }
+  });
+
+  var taskRoot = process.env.LAMBDA_TASK_ROOT || process.cwd();
+  loadHandler(taskRoot, process.env._HANDLER || '').then(function (handler) {
+    loaded = true;
+    serve(api, handler);
+  }, function (error) {
+    fatal('Uncaught Exception', EXIT_UNCAUGHT_EXCEPTION, error);
+  });
+}
+
+main();
