@@ -135,6 +135,10 @@ class HttpServer:
             writer.write(Response(400, str(error).encode()).encode(keep_alive=False))
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:
+            # Shutdown cancels connections still waiting (a bootstrap's /next); ending quietly
+            # spares asyncio's stream callback a traceback about the cancelled task.
+            pass
         finally:
             writer.close()
 

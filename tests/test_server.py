@@ -151,3 +151,11 @@ def test_sigterm_drains_in_flight_work_then_exits_0(start_server):
         assert server.stop() == 0
         assert in_flight.result().json() == {"slept": 1}
     assert "klr: stopped" in server.logs()
+
+
+def test_sigterm_while_bootstraps_wait_for_work_is_quiet(start_server):
+    """Bootstraps blocked on /next are let go without a traceback in the log."""
+    server = start_server(INVOKER_COUNT="2")
+    assert server.invoke({}).status_code == 200
+    assert server.stop() == 0
+    assert "Traceback" not in server.logs() and "klr: stopped" in server.logs()
