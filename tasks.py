@@ -8,9 +8,12 @@ import sys
 from contextlib import contextmanager
 from json import dumps
 
+import docker
 from invoke import Exit, task
 
+from conformance.conftest import HERE, LANGUAGES, build_user_image, project_files
 from images import REPO_ROOT, UserError, host, matrix, publish, report, rootfs
+from images import bench as bench_images
 from images import build as builder
 
 RUNTIME_HELP = "a runtime id from images/runtimes.toml; repeatable (default: all available)"
@@ -113,6 +116,25 @@ def list_(c, json=False):
         for r in m.runtimes.values()
     ]
     print(report.table(("id", "language", "version", "suite", "built MB", "availability"), rows))
+
+
+@task(iterable=["runtime"], help={"runtime": RUNTIME_HELP})
+def bench(c, runtime=None):
+    """Measure each image serving the echo handler: cold start, latency, throughput, memory."""
+    build(c, runtime=runtime)
+    with _user_errors():
+        todo = _available(matrix.load().select(runtime))
+        host.ensure_docker()
+        client = docker.from_env()
+        figures = []
+        for r in todo:
+            language = LANGUAGES[r.language]
+            print(f"Measuring {r.image}", flush=True)
+            image = build_user_image(client, f"klr-bench-{r.id}",
+                                     project_files(HERE / "fixtures" / (language.fixtures or r.language)), r.image)
+            figures.append(bench_images.measure(client, r, image, language.handler.format("echo")))
+    print()
+    print(report.table(bench_images.Figures.HEADERS, [f.row() for f in figures]))
 
 
 @task(iterable=["runtime"], help={"runtime": RUNTIME_HELP})

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import docker
 import pytest
-from endpoint import Endpoint
 
 from images import matrix
+from tests.endpoint import Endpoint
 
 HERE = Path(__file__).parent
 LABELS = {"klr.test": "1"}

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from images import UserError
+from images import UserError, host
 from images.matrix import Download
 
 CACHE = Path(os.environ.get("KLR_DOWNLOAD_CACHE", Path.home() / ".cache" / "klr" / "downloads"))
@@ -68,11 +68,15 @@ def _maven(package: str, scratch: Path) -> Path:
 FETCHERS = {"npm": _npm, "pypi": _pypi, "go": _go, "maven": _maven}
 
 
+# The Debian package that provides each client, installed when it is missing.
+CLIENT_PACKAGES = {"npm": "npm", "go": "golang-go", "mvn": "maven"}
+
+
 def _run(command: list[str], cwd: Path | None = None) -> str:
-    try:
-        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
-    except FileNotFoundError:
-        raise UserError(f"{command[0]} is needed to fetch packages for the images; install it") from None
+    if command[0] in CLIENT_PACKAGES and not shutil.which(command[0]):
+        host.apt_install(CLIENT_PACKAGES[command[0]],
+                         why=f"{command[0]} fetches packages for the images but is not installed")
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise UserError(f"{' '.join(command)} failed (exit {done.returncode}): "
                         f"{(done.stderr or done.stdout).strip()[-600:]}")

@@ -42,7 +42,7 @@ def ensure_docker() -> docker.APIClient:
         )
     dockerd = _which("dockerd")
     if not dockerd:
-        _apt_install("docker.io", why="the Docker engine (dockerd) is not installed")
+        apt_install("docker.io", why="the Docker engine (dockerd) is not installed")
         # On a host with systemd the package has started the engine already.
         client = docker_client()
         if client:
@@ -59,7 +59,7 @@ def ensure_docker() -> docker.APIClient:
 def ensure_mmdebstrap() -> None:
     """Make sure mmdebstrap, which builds the base root filesystems, is on PATH."""
     if not _which("mmdebstrap"):
-        _apt_install(
+        apt_install(
             "mmdebstrap", why="mmdebstrap (builds the Debian base images) is not installed"
         )
 
@@ -89,7 +89,7 @@ def _which(program: str) -> str | None:
     return shutil.which(program, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/bin")
 
 
-def _apt_install(package: str, why: str) -> None:
+def apt_install(package: str, why: str) -> None:
     if os.geteuid() != 0 or not Path("/etc/debian_version").exists():
         raise UserError(f"{why}; install the package '{package}' (or your system's equivalent)")
     print(f"{why}: installing {package} with apt-get", flush=True)
