@@ -1,0 +1,188 @@
+package klr;
+
+import java.lang.reflect.InvocationHandler;
+import java.lang.reflect.Method;
+import java.lang.reflect.Proxy;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * The context object handed to the function: a proxy implementing the function's own
+ * {@code com.amazonaws.services.lambda.runtime.Context} (from its aws-lambda-java-core jar), with
+ * Lambda's values. getIdentity() and getClientContext() are null when the invocation has none, as
+ * in the official runtime; getLogger() writes to stdout.
+ */
+final class LambdaContext {
+    private static final String[][] CLIENT_FIELDS = {
+        {"getInstallationId", "installation_id"}, {"getAppTitle", "app_title"},
+        {"getAppVersionName", "app_version_name"}, {"getAppVersionCode", "app_version_code"},
+        {"getAppPackageName", "app_package_name"},
+    };
+
+    private final ClassLoader loader;
+    private final Class<?> contextType;
+    private final Object logger;
+    private final int memoryLimit;
+
+    LambdaContext(ClassLoader loader) {
+        this.loader = loader;
+        this.contextType = core("Context");
+        this.logger = proxy(core("LambdaLogger"), new Values() {
+            Object value(String name, Object[] args) {
+                if (name.equals("log") && args != null && args.length > 0) {
+                    if (args[0] instanceof byte[]) {
+                        System.out.write((byte[]) args[0], 0, ((byte[]) args[0]).length);
+                    } else {
+                        System.out.print(args[0]); // no newline added, as in the official runtime
+                    }
+                    System.out.flush();
+                    return null;
+                }
+                return unknown("LambdaLogger", name);
+            }
+        });
+        int memory;
+        try {
+            memory = Integer.parseInt(Bootstrap.env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3008").trim());
+        } catch (NumberFormatException e) {
+            memory = 3008; // Lambda's default when emulated, as in the bootstrap script
+        }
+        this.memoryLimit = memory;
+    }
+
+    /** The context of one invocation, or null when the function ships no Context interface
+     *  (then none of its handlers can take one). */
+    Object create(final Invocation invocation) {
+        if (contextType == null) {
+            return null;
+        }
+        final Object identity = identity(invocation.cognitoIdentity);
+        final Object clientContext = clientContext(invocation.clientContext);
+        return proxy(contextType, new Values() {
+            Object value(String name, Object[] args) {
+                if (name.equals("getAwsRequestId")) {
+                    return invocation.requestId;
+                } else if (name.equals("getLogGroupName")) {
+                    return System.getenv("AWS_LAMBDA_LOG_GROUP_NAME");
+                } else if (name.equals("getLogStreamName")) {
+                    return System.getenv("AWS_LAMBDA_LOG_STREAM_NAME");
+                } else if (name.equals("getFunctionName")) {
+                    return System.getenv("AWS_LAMBDA_FUNCTION_NAME");
+                } else if (name.equals("getFunctionVersion")) {
+                    return System.getenv("AWS_LAMBDA_FUNCTION_VERSION");
+                } else if (name.equals("getInvokedFunctionArn")) {
+                    return invocation.functionArn;
+                } else if (name.equals("getIdentity")) {
+                    return identity;
+                } else if (name.equals("getClientContext")) {
+                    return clientContext;
+                } else if (name.equals("getRemainingTimeInMillis")) {
+                    return (int) Math.max(0, invocation.deadlineMs - System.currentTimeMillis());
+                } else if (name.equals("getMemoryLimitInMB")) {
+                    return memoryLimit;
+                } else if (name.equals("getLogger")) {
+                    return logger;
+                } else if (name.equals("getTenantId")) {
+                    return invocation.tenantId;
+                } else if (name.equals("getXrayTraceId")) {
+                    return invocation.traceId;
+                }
+                return unknown("Context", name);
+            }
+        });
+    }
+
+    private Object identity(String header) {
+        if (header == null || header.isEmpty()) {
+            return null;
+        }
+        final Map<?, ?> values = (Map<?, ?>) Json.parse(header);
+        return proxy(core("CognitoIdentity"), new Values() {
+            Object value(String name, Object[] args) {
+                if (name.equals("getIdentityId")) {
+                    return text(values.get("cognitoIdentityId"));
+                } else if (name.equals("getIdentityPoolId")) {
+                    return text(values.get("cognitoIdentityPoolId"));
+                }
+                return unknown("CognitoIdentity", name);
+            }
+        });
+    }
+
+    private Object clientContext(String header) {
+        if (header == null || header.isEmpty()) {
+            return null;
+        }
+        Map<?, ?> values = (Map<?, ?>) Json.parse(header);
+        final Map<?, ?> clientValues = (Map<?, ?>) values.get("client");
+        final Object client = clientValues == null ? null : proxy(core("Client"), new Values() {
+            Object value(String name, Object[] args) {
+                for (String[] field : CLIENT_FIELDS) {
+                    if (field[0].equals(name)) {
+                        return text(clientValues.get(field[1]));
+                    }
+                }
+                return unknown("Client", name);
+            }
+        });
+        final Map<String, String> custom = strings(values.get("custom"));
+        final Map<String, String> environment = strings(values.get("env"));
+        return proxy(core("ClientContext"), new Values() {
+            Object value(String name, Object[] args) {
+                if (name.equals("getClient")) {
+                    return client;
+                } else if (name.equals("getCustom")) {
+                    return custom;
+                } else if (name.equals("getEnvironment")) {
+                    return environment;
+                }
+                return unknown("ClientContext", name);
+            }
+        });
+    }
+
+    private static Map<String, String> strings(Object node) {
+        if (!(node instanceof Map)) {
+            return null;
+        }
+        Map<String, String> strings = new LinkedHashMap<String, String>();
+        for (Map.Entry<?, ?> entry : ((Map<?, ?>) node).entrySet()) {
+            strings.put(entry.getKey().toString(), text(entry.getValue()));
+        }
+        return strings;
+    }
+
+    private static String text(Object value) {
+        return value == null ? null : value instanceof String ? (String) value : Json.write(value);
+    }
+
+    private Class<?> core(String simpleName) {
+        return HandlerLoader.core(loader, simpleName);
+    }
+
+    /** What a proxy answers, by method name; Object's methods are answered for it. */
+    private abstract static class Values implements InvocationHandler {
+        abstract Object value(String name, Object[] args);
+
+        public Object invoke(Object proxy, Method method, Object[] args) {
+            String name = method.getName();
+            if (method.getDeclaringClass() == Object.class) {
+                if (name.equals("equals")) {
+                    return proxy == args[0];
+                } else if (name.equals("hashCode")) {
+                    return System.identityHashCode(proxy);
+                }
+                return "Lambda " + proxy.getClass().getInterfaces()[0].getSimpleName();
+            }
+            return value(name, args);
+        }
+
+        static Object unknown(String type, String name) {
+            throw new UnsupportedOperationException(type + "." + name + " is not provided by the KLR runtime");
+        }
+    }
+
+    private Object proxy(Class<?> type, Values values) {
+        return type == null ? null : Proxy.newProxyInstance(loader, new Class<?>[] {type}, values);
+    }
+}

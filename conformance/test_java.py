@@ -1,0 +1,143 @@
+"""What only Java images show: RequestHandler and RequestStreamHandler classes, POJO, Map and
+String events, the official overload choice for Class::method, jars in lib/, the official error
+shapes (load faults reported on each invocation), the trace id as a system property, and the
+seed's java8 example (the serverless framework's Java template)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+import requests
+from conftest import seed_function
+
+LANGUAGE = "java"
+
+
+def test_request_handler_with_pojo_event_and_result(start):
+    person = {"name": "Ann", "age": 30, "tags": ["a", "b"], "address": {"city": "Oslo", "zip": "0150"},
+              "unknown": "ignored"}
+    result = start(handler="example.Greeter").invoke(person)
+    assert result.status_code == 200
+    # Bean names as Jackson's standard naming gives them (isAdult is "adult", getURL is "URL");
+    # getNothing() returns null, so it is left out.
+    assert result.json() == {"message": "Hello, Ann", "adult": True, "tagCount": 2, "city": "Oslo",
+                             "URL": "https://example.com/10"}
+
+
+def test_request_handler_with_map_event_and_result(start):
+    result = start(handler="example.KeyCounter").invoke({"b": 1, "a": {"nested": [1, None]}})
+    assert result.json() == {"keys": ["a", "b"], "count": 2, "missing": None}  # map entries keep nulls
+
+
+def test_request_handler_with_string_event(start):
+    function = start(handler="example.Hello")
+    assert function.invoke("Bob").json() == "Hello, Bob!"
+    error = function.invoke({"name": "Bob"})  # an object is no String
+    assert error.status_code == 500
+    assert error.json() == {"errorMessage": "An error occurred during JSON parsing",
+                            "errorType": "java.lang.RuntimeException", "stackTrace": []}
+
+
+def test_request_stream_handler_gets_and_gives_bytes(start):
+    result = start(handler="example.Upper").invoke(data='"héllo wörld"'.encode())
+    assert result.status_code == 200
+    assert result.content == '"HÉLLO WÖRLD"'.encode()
+
+
+@pytest.mark.parametrize(("handler", "event", "expected"), [
+    # (Map, Context) weighs 3: more than (InputStream, OutputStream) and (String).
+    ("example.Overloads::pick", {"a": 5}, "map+context:5"),
+    # (InputStream, OutputStream, Context) weighs 4; static methods need no instance.
+    ("example.Overloads::streams", {}, "streams+context"),
+    # (Context, String) is no handler signature: the (String) overload is used.
+    ("example.Overloads::invalid", "x", "string:x"),
+    # A RequestHandler's generic method wins over its bridge method, so the event is a Map.
+    ("example.KeyCounter::handleRequest", {"k": 1}, {"keys": ["k"], "count": 1, "missing": None}),
+])
+def test_class_method_overload_choice(start, handler, event, expected):
+    assert start(handler=handler).invoke(event).json() == expected
+
+
+def test_dependency_jars_load_from_lib(start):
+    location = start("dependency").invoke({}).json()
+    assert location.startswith("file:/var/task/lib/jackson-databind-") and location.endswith(".jar")
+
+
+def test_function_error_shape(start):
+    function = start("fail")
+    result = function.invoke({"id": 7})
+    assert result.status_code == 500
+    error = result.json()
+    assert list(error) == ["errorMessage", "errorType", "stackTrace"]
+    assert error["errorType"] == "java.lang.IllegalArgumentException"
+    assert error["errorMessage"] == 'something went wrong: {"id":7}'
+    # The function's frames first, and none of the runtime's own.
+    assert error["stackTrace"][0].startswith("example.Handler.fail(Handler.java:")
+    assert not any(frame.startswith("klr.") for frame in error["stackTrace"])
+    logs = function.logs()
+    assert "java.lang.IllegalArgumentException: something went wrong" in logs
+    assert "\tat example.Handler.fail(Handler.java:" in logs
+
+
+@pytest.mark.parametrize(("handler", "error"), [
+    ("example.Missing::handler",
+     {"errorMessage": "Class not found: example.Missing", "errorType": "java.lang.ClassNotFoundException"}),
+    ("example.Handler::missing",
+     {"errorMessage": "No public method named missing with appropriate method signature found on class example.Handler"}),
+    ("example.Overloads::none",
+     {"errorMessage": "No public method named none with appropriate method signature found on class example.Overloads"}),
+    ("example.Handler::", {"errorMessage": "Invalid handler: `example.Handler::'"}),
+    ("example.Handler",
+     {"errorMessage": "Class does not implement an appropriate handler interface: example.Handler"}),
+])
+def test_unusable_handler_fails_each_invocation(start, handler, error):
+    """As in the official runtime, these are no init failures: the runtime asks for work (ready)
+    and answers each invocation with the error, the official body without a stack trace."""
+    function = start(handler=handler)
+    for _ in range(2):
+        result = function.invoke({})
+        assert result.status_code == 500
+        assert result.json() == error
+
+
+def test_constructor_that_throws_ends_init(start):
+    function = start(handler="example.ConstructorError::handler", ready=False)
+    for _ in range(2):
+        result = function.invoke({})
+        assert result.status_code == 502
+        assert result.json() == {"errorMessage": "failed in the constructor",
+                                 "errorType": "java.lang.IllegalStateException"}
+
+
+def test_trace_id_client_context_and_logger(start):
+    function = start("context")
+    trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    client_context = {"custom": {"k": "v"}, "env": {"locale": "en"}}
+    result = function.invoke({}, headers={
+        "X-Amzn-Trace-Id": trace,
+        "X-Amz-Client-Context": base64.b64encode(json.dumps(client_context).encode()).decode(),
+    }, path="/2015-03-31/functions/function/invocations")
+    context = result.json()
+    assert context["env"]["_X_AMZN_TRACE_ID"] == trace  # com.amazonaws.xray.traceHeader
+    assert context["clientContext"] == {"k": "v"}
+    logged = start("logger")
+    assert logged.invoke({"marker": "m-3"}).json() == "logged"
+    assert "lambda logger: m-3" in logged.logs()
+
+
+def test_seed_example(docker_client, runtime):
+    """The seed's java8 example (serverless's aws-java-maven template) from its own Dockerfile,
+    behind the API Gateway mapping: the ApiGatewayResponse bean becomes the HTTP response."""
+    function = seed_function(docker_client, runtime, "java8", EVENT_TYPE="API_GATEWAY")
+    try:
+        result = requests.post(function.url + "/hello?x=1", json={"name": "Foo"}, timeout=60)
+        assert result.status_code == 200
+        assert result.headers["X-Powered-By"] == "AWS Lambda & serverless"
+        body = result.json()
+        assert body["message"] == "Go Serverless v1.x! Your function executed successfully!"
+        assert body["input"]["httpMethod"] == "POST" and body["input"]["path"] == "/hello"
+        assert json.loads(body["input"]["body"]) == {"name": "Foo"}
+    finally:
+        function.remove()
