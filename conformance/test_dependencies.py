@@ -1,6 +1,7 @@
-"""A function's declared dependencies, installed by the README's one-line Dockerfile step
-(pip, npm) from the real registries. Go's go.mod and Java's pom.xml are exercised by their
-seed examples and fixtures."""
+"""A function's dependencies: installed by the README's one-line Dockerfile step (pip, npm)
+from the real registries, or vendored with it (Ruby's vendor/bundle; rubygems.org is out of
+this machine's reach). Go's go.mod and Java's pom.xml are exercised by their seed examples,
+test_go.py and the Java fixtures."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from conftest import HERE, Function, build_user_image, project_files
 EXPECTED = {
     "python": ({}, {"six": "1.17.0"}),
     "node": ({"value": 7}, {"isNumber": "3.0.0", "checked": True}),
+    "ruby": ({"name": "Foo"}, {"greeting": "Hello Foo, from a vendored gem"}),
 }
 LANGUAGE = tuple(EXPECTED)
 

@@ -1,0 +1,5 @@
+require 'greeter'
+
+def handler(event:, context:)
+  { greeting: Greeter.greet(event['name']) }
+end

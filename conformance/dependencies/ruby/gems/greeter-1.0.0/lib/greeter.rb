@@ -1,0 +1,5 @@
+module Greeter
+  def self.greet(name)
+    "Hello #{name}, from a vendored gem"
+  end
+end
