@@ -110,7 +110,7 @@ def test_warm_reuse(start):
 def test_logs(start):
     function = start("log")
     request_id = function.invoke({"marker": "m-7"}).headers["X-Amzn-RequestId"]
-    logs = function.logs()
+    logs = function.wait_for_log(f"REPORT RequestId: {request_id}")
     start_at, end_at = logs.index(f"START RequestId: {request_id}"), logs.index(f"END RequestId: {request_id}")
     assert start_at < logs.index("log to stdout: m-7") < end_at
     assert start_at < logs.index("log to stderr: m-7") < end_at

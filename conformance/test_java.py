@@ -76,7 +76,7 @@ def test_function_error_shape(start):
     # The function's frames first, and none of the runtime's own.
     assert error["stackTrace"][0].startswith("example.Handler.fail(Handler.java:")
     assert not any(frame.startswith("klr.") for frame in error["stackTrace"])
-    logs = function.logs()
+    logs = function.wait_for_log("\tat example.Handler.fail(Handler.java:")
     assert "java.lang.IllegalArgumentException: something went wrong" in logs
     assert "\tat example.Handler.fail(Handler.java:" in logs
 
@@ -124,7 +124,7 @@ def test_trace_id_client_context_and_logger(start):
     assert context["clientContext"] == {"k": "v"}
     logged = start("logger")
     assert logged.invoke({"marker": "m-3"}).json() == "logged"
-    assert "lambda logger: m-3" in logged.logs()
+    logged.wait_for_log("lambda logger: m-3")
 
 
 def test_seed_example(docker_client, runtime):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 
 import pytest
 import requests
@@ -33,13 +32,6 @@ def assert_init_error(function, error_type: str, message: str = "") -> None:
     status, actual_type, actual_message = failure(function.invoke({}))
     assert (status, actual_type) == (502, error_type)
     assert message in actual_message
-
-
-def wait_for_log(function, text: str, times: int = 1, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while function.logs().count(text) < times:
-        assert time.monotonic() < deadline, f"{text!r} not {times}x in the log:\n{function.logs()}"
-        time.sleep(0.05)
 
 
 def test_callback_result_waits_for_the_empty_event_loop_unless_told_not_to(start):
@@ -109,7 +101,7 @@ def test_error_nobody_caught_fails_the_invocation_then_ends_the_process(
     function = start(handler=handler, INVOKER_COUNT="1")
     for attempt in (1, 2):  # the second is served by the process that replaced the first
         assert failure(function.invoke({})) == (500, error_type, message)
-        wait_for_log(function, f"exit status {exit_status}", times=attempt)
+        function.wait_for_log(f"exit status {exit_status}", times=attempt)
         function.wait_for("/_klr/ready")
 
 
@@ -155,7 +147,7 @@ def test_handler_in_a_folder_and_nested_objects(start):
 def test_init_errors_say_what_is_wrong(start, handler, error_type, message):
     function = start(handler=handler, ready=False)
     assert_init_error(function, error_type, message)
-    assert "Uncaught Exception" in function.logs()
+    function.wait_for_log("Uncaught Exception")
 
 
 def test_error_shape_has_the_stack_as_trace(start):
@@ -165,7 +157,7 @@ def test_error_shape_has_the_stack_as_trace(start):
     assert error["errorMessage"] == 'something went wrong: {"id":7}'
     assert error["trace"][0] == 'Error: something went wrong: {"id":7}'
     assert any("(/var/task/handler.js:" in frame for frame in error["trace"])
-    assert "\tERROR\tInvoke Error \t" in function.logs()
+    function.wait_for_log("\tERROR\tInvoke Error \t")
 
 
 def test_unserialisable_result_message(start):
@@ -194,7 +186,7 @@ def test_context_object(start):
 def test_console_lines_carry_time_request_id_and_level(start):
     function = start("log")
     request_id = function.invoke({"marker": "m-3"}).headers["X-Amzn-RequestId"]
-    assert f"Z\t{request_id}\tINFO\tlog to stdout: m-3\n" in function.logs()
+    function.wait_for_log(f"Z\t{request_id}\tINFO\tlog to stdout: m-3\n")
 
 
 def test_seed_node4_landing_page(docker_client, runtime):

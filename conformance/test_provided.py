@@ -14,7 +14,7 @@ def test_shell_bootstrap_with_curl(docker_client, runtime):
     try:
         result = function.invoke({"name": "Foo"})
         assert (result.status_code, result.json()) == (200, {"echoed": {"name": "Foo"}})
-        assert "got: " in function.logs()
+        function.wait_for_log("got: ")
     finally:
         function.remove()
 

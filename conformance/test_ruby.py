@@ -46,7 +46,7 @@ def test_function_error_shape(start):
     assert error["errorMessage"] == 'something went wrong: {"id":7}'
     # The function's frames only, as strings, none of the runtime's own.
     assert error["stackTrace"] and all(frame.startswith("/var/task/handler.rb:") for frame in error["stackTrace"])
-    assert "Error raised from handler method" in function.logs()
+    function.wait_for_log("Error raised from handler method")
 
 
 def test_missing_method_fails_each_invocation(start):
@@ -65,7 +65,7 @@ def test_critical_error_replaces_the_process_and_plain_error_does_not(start):
     assert function.invoke({"undefined": True}).json()["errorType"] == "Function<NameError>"
     second = function.invoke({}).json()["pid"]
     assert second != first
-    assert "Critical exception from handler" in function.logs()
+    function.wait_for_log("Critical exception from handler")
     assert function.invoke({}).json()["pid"] == second  # an ordinary invocation keeps the process
 
 

@@ -33,6 +33,15 @@ class Endpoint:
             time.sleep(0.05)
         raise AssertionError(f"{path} did not answer 200 within {seconds} s:\n{self.logs()}")
 
+    def wait_for_log(self, text: str, times: int = 1, seconds: float = 10) -> str:
+        """The log once `text` is in it `times` times: a container's log arrives a little after
+        the answer that the same server wrote it before."""
+        deadline = time.monotonic() + seconds
+        while (logs := self.logs()).count(text) < times:
+            assert time.monotonic() < deadline, f"{text!r} not {times}x in the log:\n{logs}"
+            time.sleep(0.05)
+        return logs
+
     def wait_until_all_invokers_ready(self, seconds: float = 60) -> Endpoint:
         """Poll until every bootstrap has initialised: some languages start slowly (JVMs)."""
         deadline = time.monotonic() + seconds
