@@ -3,7 +3,9 @@
 matrix   images/runtimes.toml: the runtimes, loaded and validated
 host     the host's prerequisites: a running Docker engine, mmdebstrap
 rootfs   the Debian base root filesystems, imported as klr-base:<suite>
+downloads  packages from registries (node, npm, pip, Go, JRuby), fetched on the host and checked
 build    building, inspecting and removing the klr-* images
+bench    measuring the images serving a function
 publish  tagging and pushing them to the configured registry
 report   the summary tables the tasks print
 """
