@@ -71,9 +71,12 @@ def build(c, runtime=None, refresh=False, verbose=False):
 @task(iterable=["runtime"], help={"runtime": RUNTIME_HELP})
 def test(c, runtime=None):
     """Build the images, then run the unit tests and the conformance suite."""
-    build(c, runtime=runtime)
     with _user_errors():
-        ids = [r.id for r in matrix.load().select(runtime) if not r.unavailable]
+        selected = [r for r in matrix.load().select(runtime) if not r.unavailable]
+    ids = [r.id for r in selected]
+    # klr-provided's sample handlers are built in klr-go, so it is built too.
+    builders = [b for r in selected for b in LANGUAGES[r.language].built_with]
+    build(c, runtime=runtime and runtime + builders)
     suites = [
         ("unit tests", ["tests"]),
         ("conformance", ["conformance", *(f"--runtime={i}" for i in ids)]),

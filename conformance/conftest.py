@@ -40,6 +40,7 @@ class Language:
     init_failures: dict  # INIT_FAILURES case -> (handler, errorType), for the cases the language has
     version_command: str
     fixtures: str = ""  # the folder under fixtures/ with its sample handlers, if not the language's
+    built_with: tuple[str, ...] = ()  # runtimes whose images build the sample handlers
 
     def __post_init__(self):
         assert set(self.init_failures) <= set(INIT_FAILURES), self.init_failures
@@ -55,6 +56,7 @@ GO = Language(
     },
     version_command="go version",
     fixtures="go",
+    built_with=("go",),
 )
 
 LANGUAGES = {
