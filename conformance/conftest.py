@@ -191,7 +191,9 @@ def project_files(folder: Path) -> dict[str, bytes]:
     """A user's project: every file under the folder, by relative path. A Maven project is
     built on the host first, as Java users do (`mvn package`, output under target/)."""
     if (folder / "pom.xml").exists():
-        subprocess.run(["mvn", "-q", "-B", "package"], cwd=folder, check=True)
+        built = subprocess.run(["mvn", "-q", "-B", "package"], cwd=folder, capture_output=True, text=True,
+                               check=False)
+        assert built.returncode == 0, f"mvn package failed in {folder}:\n{built.stdout}{built.stderr}"
     return {str(path.relative_to(folder)): path.read_bytes()
             for path in sorted(folder.rglob("*")) if path.is_file()}
 
