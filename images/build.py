@@ -1,6 +1,6 @@
 """Building, inspecting and removing the klr-* images through the engine's API.
 
-Builds use the classic builder (the engine has no BuildKit here). Each build's context is made
+Builds use the classic builder, the one the Docker SDK drives. Each build's context is made
 here and holds only what its Dockerfile copies: the recipe (images/Dockerfile with the
 language's part inserted), the entrypoint script, the runtime server, the language's shim and
 the row's downloads.
