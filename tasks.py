@@ -11,7 +11,7 @@ from json import dumps
 import docker
 from invoke import Exit, task
 
-from conformance.conftest import HERE, LANGUAGES, build_user_image, project_files
+from conformance.conftest import LANGUAGES, build_user_image, sample_handlers
 from images import REPO_ROOT, UserError, host, matrix, publish, report, rootfs
 from images import bench as bench_images
 from images import build as builder
@@ -133,8 +133,7 @@ def bench(c, runtime=None):
         for r in todo:
             language = LANGUAGES[r.language]
             print(f"Measuring {r.image}", flush=True)
-            image = build_user_image(client, f"klr-bench-{r.id}",
-                                     project_files(HERE / "fixtures" / (language.fixtures or r.language)), r.image)
+            image = build_user_image(client, f"klr-bench-{r.id}", sample_handlers(r), r.image)
             figures.append(bench_images.measure(client, r, image, language.handler.format("echo")))
     print()
     print(report.table(bench_images.Figures.HEADERS, [f.row() for f in figures]))

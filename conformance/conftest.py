@@ -176,15 +176,20 @@ def language(runtime) -> Language:
 
 
 @pytest.fixture(scope="session")
-def fixture_image(runtime, docker_client, language) -> str:
+def fixture_image(runtime, docker_client) -> str:
     """The language's sample handlers built into a function image, as a user would."""
     try:
         docker_client.images.get(runtime.image)
     except docker.errors.ImageNotFound:
         pytest.fail(f"image {runtime.image} is not built: run ./invoke build --runtime {runtime.id}")
-    return build_user_image(docker_client, f"klr-conformance-{runtime.id}",
-                            project_files(HERE / "fixtures" / (language.fixtures or runtime.language)),
+    return build_user_image(docker_client, f"klr-conformance-{runtime.id}", sample_handlers(runtime),
                             runtime.image)
+
+
+def sample_handlers(runtime) -> dict[str, bytes]:
+    """The runtime's language's sample handlers (fixtures/), as a user's project."""
+    language = LANGUAGES[runtime.language]
+    return project_files(HERE / "fixtures" / (language.fixtures or runtime.language))
 
 
 def project_files(folder: Path) -> dict[str, bytes]:
