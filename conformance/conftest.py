@@ -27,7 +27,13 @@ HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 FORWARDED_SETTINGS = ("GOPROXY", "GONOSUMDB", "GOPRIVATE")
 
 
-INIT_FAILURES = ("missing_module", "missing_function", "syntax_error", "malformed_name", "raises_while_loading")
+INIT_FAILURES = (
+    "missing_module",
+    "missing_function",
+    "syntax_error",
+    "malformed_name",
+    "raises_while_loading",
+)
 
 
 @dataclass(frozen=True)
@@ -36,8 +42,12 @@ class Language:
 
     handler: str  # a sample handler's name, {} standing for the function
     function_error: str  # errorType of the `fail` handler's exception
-    marshal_error: str | None  # errorType of the `unserialisable` handler's result; None: no such thing
-    init_failures: dict  # INIT_FAILURES case -> (handler, errorType), for the cases the language has
+    marshal_error: (
+        str | None
+    )  # errorType of the `unserialisable` handler's result; None: no such thing
+    init_failures: (
+        dict  # INIT_FAILURES case -> (handler, errorType), for the cases the language has
+    )
     version_command: str
     fixtures: str = ""  # the folder under fixtures/ with its sample handlers, if not the language's
     built_with: tuple[str, ...] = ()  # runtimes whose images build the sample handlers
@@ -82,7 +92,10 @@ LANGUAGES = {
         function_error="java.lang.IllegalArgumentException",
         marshal_error="java.lang.RuntimeException",
         init_failures={
-            "raises_while_loading": ("example.InitError::handler", "java.lang.ExceptionInInitializerError"),
+            "raises_while_loading": (
+                "example.InitError::handler",
+                "java.lang.ExceptionInInitializerError",
+            ),
         },
         version_command="java -version",
     ),
@@ -124,12 +137,18 @@ LANGUAGES = {
 
 
 def pytest_addoption(parser):
-    parser.addoption("--runtime", action="append", default=[],
-                     help="runtime id from images/runtimes.toml (repeatable; default: all available)")
+    parser.addoption(
+        "--runtime",
+        action="append",
+        default=[],
+        help="runtime id from images/runtimes.toml (repeatable; default: all available)",
+    )
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "requires(field): only for languages where that LANGUAGES field is set")
+    config.addinivalue_line(
+        "markers", "requires(field): only for languages where that LANGUAGES field is set"
+    )
 
 
 def pytest_generate_tests(metafunc):
@@ -142,14 +161,20 @@ def pytest_generate_tests(metafunc):
     only = [only] if isinstance(only, str) else only
     required = [m.args[0] for m in metafunc.definition.iter_markers("requires")]
     runtimes = [
-        r for r in matrix.load().select(metafunc.config.getoption("runtime") or None)
-        if not r.unavailable and (only is None or r.language in only)
+        r
+        for r in matrix.load().select(metafunc.config.getoption("runtime") or None)
+        if not r.unavailable
+        and (only is None or r.language in only)
         and all(getattr(LANGUAGES[r.language], field) for field in required)
     ]
     if "init_failure" in metafunc.fixturenames:
         cases = [(r, case) for r in runtimes for case in LANGUAGES[r.language].init_failures]
-        metafunc.parametrize(("runtime", "init_failure"), cases, scope="session",
-                             ids=[f"{r.id}-{case}" for r, case in cases])
+        metafunc.parametrize(
+            ("runtime", "init_failure"),
+            cases,
+            scope="session",
+            ids=[f"{r.id}-{case}" for r, case in cases],
+        )
     else:
         metafunc.parametrize("runtime", runtimes, ids=[r.id for r in runtimes], scope="session")
 
@@ -157,9 +182,14 @@ def pytest_generate_tests(metafunc):
 def pytest_collection_modifyitems(config, items):
     """A test with no runtime to run on (test_java.py when only Python images are selected) is
     left out, not reported as skipped."""
-    empty = [item for item in items if "runtime" in item.fixturenames
-             and not isinstance(getattr(item, "callspec", None) and item.callspec.params.get("runtime"),
-                                matrix.Runtime)]
+    empty = [
+        item
+        for item in items
+        if "runtime" in item.fixturenames
+        and not isinstance(
+            getattr(item, "callspec", None) and item.callspec.params.get("runtime"), matrix.Runtime
+        )
+    ]
     if empty:
         config.hook.pytest_deselected(items=empty)
         items[:] = [item for item in items if item not in empty]
@@ -181,9 +211,12 @@ def fixture_image(runtime, docker_client) -> str:
     try:
         docker_client.images.get(runtime.image)
     except docker.errors.ImageNotFound:
-        pytest.fail(f"image {runtime.image} is not built: run ./invoke build --runtime {runtime.id}")
-    return build_user_image(docker_client, f"klr-conformance-{runtime.id}", sample_handlers(runtime),
-                            runtime.image)
+        pytest.fail(
+            f"image {runtime.image} is not built: run ./invoke build --runtime {runtime.id}"
+        )
+    return build_user_image(
+        docker_client, f"klr-conformance-{runtime.id}", sample_handlers(runtime), runtime.image
+    )
 
 
 def sample_handlers(runtime) -> dict[str, bytes]:
@@ -196,11 +229,17 @@ def project_files(folder: Path) -> dict[str, bytes]:
     """A user's project: every file under the folder, by relative path. A Maven project is
     built on the host first, as Java users do (`mvn package`, output under target/)."""
     if (folder / "pom.xml").exists():
-        built = subprocess.run(["mvn", "-q", "-B", "package"], cwd=folder, capture_output=True, text=True,
-                               check=False)
-        assert built.returncode == 0, f"mvn package failed in {folder}:\n{built.stdout}{built.stderr}"
-    return {str(path.relative_to(folder)): path.read_bytes()
-            for path in sorted(folder.rglob("*")) if path.is_file()}
+        built = subprocess.run(
+            ["mvn", "-q", "-B", "package"], cwd=folder, capture_output=True, text=True, check=False
+        )
+        assert built.returncode == 0, (
+            f"mvn package failed in {folder}:\n{built.stdout}{built.stderr}"
+        )
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
 
 
 def build_user_image(client, tag: str, files: dict[str, bytes], image: str) -> str:
@@ -208,7 +247,10 @@ def build_user_image(client, tag: str, files: dict[str, bytes], image: str) -> s
     IMAGE build arg. The context also holds ca-certificates.crt, the host's CA bundle, which
     the build stages of Dockerfiles that fetch dependencies copy: this machine's HTTPS goes
     through an intercepting proxy. The host's Go proxy setting is forwarded likewise."""
-    files = {**files, "ca-certificates.crt": Path(os.environ.get("SSL_CERT_FILE", HOST_CA_BUNDLE)).read_bytes()}
+    files = {
+        **files,
+        "ca-certificates.crt": Path(os.environ.get("SSL_CERT_FILE", HOST_CA_BUNDLE)).read_bytes(),
+    }
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
         for name, content in files.items():
@@ -217,9 +259,13 @@ def build_user_image(client, tag: str, files: dict[str, bytes], image: str) -> s
             info.size, info.mode = len(content), 0o755 if content.startswith(b"#!") else 0o644
             tar.addfile(info, io.BytesIO(content))
     archive.seek(0)
-    build_args = {"IMAGE": image, **{name: os.environ[name] for name in FORWARDED_SETTINGS if name in os.environ}}
-    client.images.build(fileobj=archive, custom_context=True, tag=tag, rm=True, labels=LABELS,
-                        buildargs=build_args)
+    build_args = {
+        "IMAGE": image,
+        **{name: os.environ[name] for name in FORWARDED_SETTINGS if name in os.environ},
+    }
+    client.images.build(
+        fileobj=archive, custom_context=True, tag=tag, rm=True, labels=LABELS, buildargs=build_args
+    )
     return tag
 
 
@@ -228,8 +274,12 @@ class Function(Endpoint):
 
     def __init__(self, client, image: str, env: dict[str, str], **options):
         self.container = client.containers.run(
-            image, detach=True, environment=env, labels=LABELS,
-            ports={"8080/tcp": ("127.0.0.1", None)}, **options,
+            image,
+            detach=True,
+            environment=env,
+            labels=LABELS,
+            ports={"8080/tcp": ("127.0.0.1", None)},
+            **options,
         )
         self.container.reload()
         self.url = f"http://127.0.0.1:{self.container.ports['8080/tcp'][0]['HostPort']}"
@@ -249,8 +299,9 @@ def seed_function(client, runtime, name: str, ready: bool = True, **env: str) ->
     """A running container of the seed's example seed/<name>/, built from its own Dockerfile,
     which starts `ARG IMAGE=klr-<seed runtime>` / `FROM ${IMAGE}` so that any image of the
     language can stand in. The caller removes it."""
-    tag = build_user_image(client, f"klr-seed-{name}-{runtime.id}", project_files(HERE / "seed" / name),
-                           runtime.image)
+    tag = build_user_image(
+        client, f"klr-seed-{name}-{runtime.id}", project_files(HERE / "seed" / name), runtime.image
+    )
     return Function(client, tag, env).wait_for("/_klr/ready" if ready else "/_klr/health")
 
 
@@ -259,8 +310,13 @@ def start(docker_client, fixture_image, language):
     """start(function=name | handler=raw, ready=True, user=None, **env): a running container."""
     started: list[Function] = []
 
-    def run(function: str = "", handler: str = "", ready: bool = True, user: str | None = None,
-            **env: str) -> Function:
+    def run(
+        function: str = "",
+        handler: str = "",
+        ready: bool = True,
+        user: str | None = None,
+        **env: str,
+    ) -> Function:
         env["_HANDLER"] = handler or language.handler.format(function)
         env.setdefault("INVOKER_COUNT", "1")  # a test that needs more says so
         started.append(Function(docker_client, fixture_image, env, user=user))

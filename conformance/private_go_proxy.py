@@ -32,7 +32,9 @@ class PrivateModuleProxy:
         prefix = f"/{MODULE}/@v/"
         self.answers = {
             prefix + "list": VERSION.encode() + b"\n",
-            prefix + f"{VERSION}.info": json.dumps({"Version": VERSION, "Time": "2026-01-01T00:00:00Z"}).encode(),
+            prefix + f"{VERSION}.info": json.dumps(
+                {"Version": VERSION, "Time": "2026-01-01T00:00:00Z"}
+            ).encode(),
             prefix + f"{VERSION}.mod": files["go.mod"],
             prefix + f"{VERSION}.zip": archive.getvalue(),
         }
@@ -40,10 +42,28 @@ class PrivateModuleProxy:
         self.refused_requests = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.certificate, key = scratch / "proxy.crt", scratch / "proxy.key"
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                        "-keyout", str(key), "-out", str(self.certificate)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+                "-keyout",
+                str(key),
+                "-out",
+                str(self.certificate),
+            ],
+            check=True,
+            capture_output=True,
+        )
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.certificate, key)
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)

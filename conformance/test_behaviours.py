@@ -35,7 +35,9 @@ def test_context_and_environment(start, runtime):
     env = context["env"]
     assert context["requestId"] == result.headers["X-Amzn-RequestId"]
     assert context["functionName"] == env["AWS_LAMBDA_FUNCTION_NAME"] == "function"
-    assert context["invokedFunctionArn"] == "arn:aws:lambda:eu-west-1:012345678912:function:function"
+    assert (
+        context["invokedFunctionArn"] == "arn:aws:lambda:eu-west-1:012345678912:function:function"
+    )
     assert context["memoryLimitInMB"] == env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "3008"
     assert context["logGroupName"] == "/aws/lambda/function"
     assert re.fullmatch(r"\d{4}/\d\d/\d\d/\[\$LATEST\][0-9a-f]{32}", context["logStreamName"])
@@ -111,19 +113,31 @@ def test_logs(start):
     function = start("log")
     request_id = function.invoke({"marker": "m-7"}).headers["X-Amzn-RequestId"]
     logs = function.wait_for_log(f"REPORT RequestId: {request_id}")
-    start_at, end_at = logs.index(f"START RequestId: {request_id}"), logs.index(f"END RequestId: {request_id}")
+    start_at, end_at = (
+        logs.index(f"START RequestId: {request_id}"),
+        logs.index(f"END RequestId: {request_id}"),
+    )
     assert start_at < logs.index("log to stdout: m-7") < end_at
     assert start_at < logs.index("log to stderr: m-7") < end_at
-    assert re.search(rf"REPORT RequestId: {request_id}\tDuration: [\d.]+ ms\tBilled Duration: \d+ ms", logs)
+    assert re.search(
+        rf"REPORT RequestId: {request_id}\tDuration: [\d.]+ ms\tBilled Duration: \d+ ms", logs
+    )
 
 
 def test_api_gateway_mode(start):
     function = start("http", EVENT_TYPE="API_GATEWAY")
-    result = requests.put(function.url + "/items/7?color=red", data="hi", headers={"X-Test": "yes"}, timeout=30)
+    result = requests.put(
+        function.url + "/items/7?color=red", data="hi", headers={"X-Test": "yes"}, timeout=30
+    )
     assert result.status_code == 201
     assert result.headers["X-Multi"] == "a, b"
-    assert result.json() == {"method": "PUT", "path": "/items/7", "query": {"color": "red"},
-                             "header": "yes", "body": "hi"}
+    assert result.json() == {
+        "method": "PUT",
+        "path": "/items/7",
+        "query": {"color": "red"},
+        "header": "yes",
+        "body": "hi",
+    }
     failing = start("fail", EVENT_TYPE="API_GATEWAY")
     error = requests.get(failing.url + "/", timeout=30)
     assert (error.status_code, error.json()) == (502, {"message": "Internal server error"})

@@ -17,8 +17,12 @@ LANGUAGE = tuple(EXPECTED)
 
 def test_declared_dependencies_are_installed(docker_client, runtime):
     event, expected = EXPECTED[runtime.language]
-    tag = build_user_image(docker_client, f"klr-dependencies-{runtime.id}",
-                           project_files(HERE / "dependencies" / runtime.language), runtime.image)
+    tag = build_user_image(
+        docker_client,
+        f"klr-dependencies-{runtime.id}",
+        project_files(HERE / "dependencies" / runtime.language),
+        runtime.image,
+    )
     function = Function(docker_client, tag, {})
     try:
         assert function.wait_for("/_klr/ready").invoke(event).json() == expected

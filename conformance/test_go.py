@@ -28,19 +28,30 @@ def test_seed_example(docker_client, runtime):
 def buildkit_build() -> list[str]:
     """A docker CLI command that builds with BuildKit (build secrets need it): `docker buildx`,
     or a CLI older than 23, such as Debian's docker.io, which has BuildKit built in."""
-    if subprocess.run(["docker", "buildx", "version"], capture_output=True, check=False).returncode == 0:
+    if (
+        subprocess.run(["docker", "buildx", "version"], capture_output=True, check=False).returncode
+        == 0
+    ):
         return ["docker", "buildx", "build", "--load"]
     for cli in ("/usr/bin/docker", "docker"):
-        version = subprocess.run([cli, "version", "--format", "{{.Client.Version}}"],
-                                 capture_output=True, text=True, check=False)
+        version = subprocess.run(
+            [cli, "version", "--format", "{{.Client.Version}}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if version.returncode == 0 and int(version.stdout.split(".")[0]) < 23:
             return [cli, "build"]
-    pytest.fail("building with a secret needs BuildKit: install docker-buildx, or Debian's docker.io")
+    pytest.fail(
+        "building with a secret needs BuildKit: install docker-buildx, or Debian's docker.io"
+    )
 
 
 def public_goproxy() -> str:
     """The host's Go module proxy setting, which serves every module but the private one."""
-    return subprocess.run(["go", "env", "GOPROXY"], capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        ["go", "env", "GOPROXY"], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def test_private_module_through_build_secret(docker_client, runtime, tmp_path):
@@ -52,13 +63,30 @@ def test_private_module_through_build_secret(docker_client, runtime, tmp_path):
     with PrivateModuleProxy(project / "module", tmp_path) as proxy:
         (tmp_path / "netrc").write_text(proxy.netrc)
         (context / "ca-certificates.crt").write_bytes(
-            Path(os.environ.get("SSL_CERT_FILE", HOST_CA_BUNDLE)).read_bytes() + proxy.certificate.read_bytes())
+            Path(os.environ.get("SSL_CERT_FILE", HOST_CA_BUNDLE)).read_bytes()
+            + proxy.certificate.read_bytes()
+        )
         tag = f"klr-private-go-{runtime.id}"
-        subprocess.run([*buildkit_build(), "--network", "host", "--label", "klr.test=1", "--tag", tag,
-                        "--secret", f"id=netrc,src={tmp_path / 'netrc'}",
-                        "--build-arg", f"IMAGE={runtime.image}",
-                        "--build-arg", f"GOPROXY=https://{proxy.host},{public_goproxy()}",
-                        str(context)], check=True, env={**os.environ, "DOCKER_BUILDKIT": "1"})
+        subprocess.run(
+            [
+                *buildkit_build(),
+                "--network",
+                "host",
+                "--label",
+                "klr.test=1",
+                "--tag",
+                tag,
+                "--secret",
+                f"id=netrc,src={tmp_path / 'netrc'}",
+                "--build-arg",
+                f"IMAGE={runtime.image}",
+                "--build-arg",
+                f"GOPROXY=https://{proxy.host},{public_goproxy()}",
+                str(context),
+            ],
+            check=True,
+            env={**os.environ, "DOCKER_BUILDKIT": "1"},
+        )
         assert proxy.authorised_requests and not proxy.refused_requests
     layers = b"".join(docker_client.images.get(tag).save())
     assert PASSWORD.encode() not in layers

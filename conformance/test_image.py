@@ -31,7 +31,11 @@ def test_default_user_is_not_root(host):
 
 def test_lambda_layout(host, runtime):
     # go and provided run the function's own bootstrap; the languages have a shim.
-    bootstrap = "/var/task/bootstrap" if runtime.language in ("go", "provided") else "/var/runtime/bootstrap"
+    bootstrap = (
+        "/var/task/bootstrap"
+        if runtime.language in ("go", "provided")
+        else "/var/runtime/bootstrap"
+    )
     assert host.file(bootstrap).mode & 0o111
     assert host.file("/opt/aws-custom-runtime").mode & 0o111
     assert host.file("/var/task").listdir()

@@ -16,19 +16,33 @@ LANGUAGE = "java"
 
 
 def test_request_handler_with_pojo_event_and_result(start):
-    person = {"name": "Ann", "age": 30, "tags": ["a", "b"], "address": {"city": "Oslo", "zip": "0150"},
-              "unknown": "ignored"}
+    person = {
+        "name": "Ann",
+        "age": 30,
+        "tags": ["a", "b"],
+        "address": {"city": "Oslo", "zip": "0150"},
+        "unknown": "ignored",
+    }
     result = start(handler="example.Greeter").invoke(person)
     assert result.status_code == 200
     # Bean names as Jackson's standard naming gives them (isAdult is "adult", getURL is "URL");
     # getNothing() returns null, so it is left out.
-    assert result.json() == {"message": "Hello, Ann", "adult": True, "tagCount": 2, "city": "Oslo",
-                             "URL": "https://example.com/10"}
+    assert result.json() == {
+        "message": "Hello, Ann",
+        "adult": True,
+        "tagCount": 2,
+        "city": "Oslo",
+        "URL": "https://example.com/10",
+    }
 
 
 def test_request_handler_with_map_event_and_result(start):
     result = start(handler="example.KeyCounter").invoke({"b": 1, "a": {"nested": [1, None]}})
-    assert result.json() == {"keys": ["a", "b"], "count": 2, "missing": None}  # map entries keep nulls
+    assert result.json() == {
+        "keys": ["a", "b"],
+        "count": 2,
+        "missing": None,
+    }  # map entries keep nulls
 
 
 def test_request_handler_with_string_event(start):
@@ -36,8 +50,11 @@ def test_request_handler_with_string_event(start):
     assert function.invoke("Bob").json() == "Hello, Bob!"
     error = function.invoke({"name": "Bob"})  # an object is no String
     assert error.status_code == 500
-    assert error.json() == {"errorMessage": "An error occurred during JSON parsing",
-                            "errorType": "java.lang.RuntimeException", "stackTrace": []}
+    assert error.json() == {
+        "errorMessage": "An error occurred during JSON parsing",
+        "errorType": "java.lang.RuntimeException",
+        "stackTrace": [],
+    }
 
 
 def test_request_stream_handler_gets_and_gives_bytes(start):
@@ -46,16 +63,23 @@ def test_request_stream_handler_gets_and_gives_bytes(start):
     assert result.content == '"HÉLLO WÖRLD"'.encode()
 
 
-@pytest.mark.parametrize(("handler", "event", "expected"), [
-    # (Map, Context) weighs 3: more than (InputStream, OutputStream) and (String).
-    ("example.Overloads::pick", {"a": 5}, "map+context:5"),
-    # (InputStream, OutputStream, Context) weighs 4; static methods need no instance.
-    ("example.Overloads::streams", {}, "streams+context"),
-    # (Context, String) is no handler signature: the (String) overload is used.
-    ("example.Overloads::invalid", "x", "string:x"),
-    # A RequestHandler's generic method wins over its bridge method, so the event is a Map.
-    ("example.KeyCounter::handleRequest", {"k": 1}, {"keys": ["k"], "count": 1, "missing": None}),
-])
+@pytest.mark.parametrize(
+    ("handler", "event", "expected"),
+    [
+        # (Map, Context) weighs 3: more than (InputStream, OutputStream) and (String).
+        ("example.Overloads::pick", {"a": 5}, "map+context:5"),
+        # (InputStream, OutputStream, Context) weighs 4; static methods need no instance.
+        ("example.Overloads::streams", {}, "streams+context"),
+        # (Context, String) is no handler signature: the (String) overload is used.
+        ("example.Overloads::invalid", "x", "string:x"),
+        # A RequestHandler's generic method wins over its bridge method, so the event is a Map.
+        (
+            "example.KeyCounter::handleRequest",
+            {"k": 1},
+            {"keys": ["k"], "count": 1, "missing": None},
+        ),
+    ],
+)
 def test_class_method_overload_choice(start, handler, event, expected):
     assert start(handler=handler).invoke(event).json() == expected
 
@@ -81,17 +105,37 @@ def test_function_error_shape(start):
     assert "\tat example.Handler.fail(Handler.java:" in logs
 
 
-@pytest.mark.parametrize(("handler", "error"), [
-    ("example.Missing::handler",
-     {"errorMessage": "Class not found: example.Missing", "errorType": "java.lang.ClassNotFoundException"}),
-    ("example.Handler::missing",
-     {"errorMessage": "No public method named missing with appropriate method signature found on class example.Handler"}),
-    ("example.Overloads::none",
-     {"errorMessage": "No public method named none with appropriate method signature found on class example.Overloads"}),
-    ("example.Handler::", {"errorMessage": "Invalid handler: `example.Handler::'"}),
-    ("example.Handler",
-     {"errorMessage": "Class does not implement an appropriate handler interface: example.Handler"}),
-])
+@pytest.mark.parametrize(
+    ("handler", "error"),
+    [
+        (
+            "example.Missing::handler",
+            {
+                "errorMessage": "Class not found: example.Missing",
+                "errorType": "java.lang.ClassNotFoundException",
+            },
+        ),
+        (
+            "example.Handler::missing",
+            {
+                "errorMessage": "No public method named missing with appropriate method signature found on class example.Handler"
+            },
+        ),
+        (
+            "example.Overloads::none",
+            {
+                "errorMessage": "No public method named none with appropriate method signature found on class example.Overloads"
+            },
+        ),
+        ("example.Handler::", {"errorMessage": "Invalid handler: `example.Handler::'"}),
+        (
+            "example.Handler",
+            {
+                "errorMessage": "Class does not implement an appropriate handler interface: example.Handler"
+            },
+        ),
+    ],
+)
 def test_unusable_handler_fails_each_invocation(start, handler, error):
     """As in the official runtime, these are no init failures: the runtime asks for work (ready)
     and answers each invocation with the error, the official body without a stack trace."""
@@ -107,18 +151,24 @@ def test_constructor_that_throws_ends_init(start):
     for _ in range(2):
         result = function.invoke({})
         assert result.status_code == 502
-        assert result.json() == {"errorMessage": "failed in the constructor",
-                                 "errorType": "java.lang.IllegalStateException"}
+        assert result.json() == {
+            "errorMessage": "failed in the constructor",
+            "errorType": "java.lang.IllegalStateException",
+        }
 
 
 def test_trace_id_client_context_and_logger(start):
     function = start("context")
     trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
     client_context = {"custom": {"k": "v"}, "env": {"locale": "en"}}
-    result = function.invoke({}, headers={
-        "X-Amzn-Trace-Id": trace,
-        "X-Amz-Client-Context": base64.b64encode(json.dumps(client_context).encode()).decode(),
-    }, path="/2015-03-31/functions/function/invocations")
+    result = function.invoke(
+        {},
+        headers={
+            "X-Amzn-Trace-Id": trace,
+            "X-Amz-Client-Context": base64.b64encode(json.dumps(client_context).encode()).decode(),
+        },
+        path="/2015-03-31/functions/function/invocations",
+    )
     context = result.json()
     assert context["env"]["_X_AMZN_TRACE_ID"] == trace  # com.amazonaws.xray.traceHeader
     assert context["clientContext"] == {"k": "v"}

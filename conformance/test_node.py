@@ -51,14 +51,23 @@ def test_handler_that_never_answers_returns_null(start):
     assert (result.status_code, result.text) == (200, "null")
 
 
-@pytest.mark.parametrize("handler, status, body", [
-    ("styles.succeed", 200, {"succeeded": {"a": 1}}),
-    ("styles.done", 200, "done"),
-    ("styles.failWithoutError", 500,
-     {"errorType": "string", "errorMessage": "handled", "trace": []}),
-    ("styles.doneWithString", 500,
-     {"errorType": "string", "errorMessage": "a plain string", "trace": []}),
-])
+@pytest.mark.parametrize(
+    "handler, status, body",
+    [
+        ("styles.succeed", 200, {"succeeded": {"a": 1}}),
+        ("styles.done", 200, "done"),
+        (
+            "styles.failWithoutError",
+            500,
+            {"errorType": "string", "errorMessage": "handled", "trace": []},
+        ),
+        (
+            "styles.doneWithString",
+            500,
+            {"errorType": "string", "errorMessage": "a plain string", "trace": []},
+        ),
+    ],
+)
 def test_context_succeed_fail_done(start, handler, status, body):
     result = start(handler=handler).invoke({"a": 1})
     assert (result.status_code, result.json()) == (status, body)
@@ -91,13 +100,21 @@ def test_promise_left_unsettled_by_an_empty_event_loop(start):
         assert failure(function.invoke({}))[:2] == (500, "Runtime.NodeJsExit")
 
 
-@pytest.mark.parametrize("handler, error_type, message, exit_status", [
-    ("styles.uncaughtException", "Error", "thrown from a timer", 129),
-    ("styles.unhandledRejection", "Runtime.UnhandledPromiseRejection",
-     "Error: nobody caught this", 128),
-])
+@pytest.mark.parametrize(
+    "handler, error_type, message, exit_status",
+    [
+        ("styles.uncaughtException", "Error", "thrown from a timer", 129),
+        (
+            "styles.unhandledRejection",
+            "Runtime.UnhandledPromiseRejection",
+            "Error: nobody caught this",
+            128,
+        ),
+    ],
+)
 def test_error_nobody_caught_fails_the_invocation_then_ends_the_process(
-        start, handler, error_type, message, exit_status):
+    start, handler, error_type, message, exit_status
+):
     function = start(handler=handler, INVOKER_COUNT="1")
     for attempt in (1, 2):  # the second is served by the process that replaced the first
         assert failure(function.invoke({})) == (500, error_type, message)
@@ -105,12 +122,15 @@ def test_error_nobody_caught_fails_the_invocation_then_ends_the_process(
         function.wait_for("/_klr/ready")
 
 
-@pytest.mark.parametrize("handler, answer, since, otherwise", [
-    ("esm.handler", "mjs", ES_MODULES_SINCE, "Runtime.ImportModuleError"),
-    ("esm_package/index.handler", "index.js", ES_MODULES_SINCE, "Runtime.UserCodeSyntaxError"),
-    ("esm_syntax.handler", "esm syntax", ESM_SYNTAX_IN_JS_SINCE,
-     "Runtime.UserCodeSyntaxError"),
-], ids=["mjs", "type_module", "esm_syntax_in_js"])
+@pytest.mark.parametrize(
+    "handler, answer, since, otherwise",
+    [
+        ("esm.handler", "mjs", ES_MODULES_SINCE, "Runtime.ImportModuleError"),
+        ("esm_package/index.handler", "index.js", ES_MODULES_SINCE, "Runtime.UserCodeSyntaxError"),
+        ("esm_syntax.handler", "esm syntax", ESM_SYNTAX_IN_JS_SINCE, "Runtime.UserCodeSyntaxError"),
+    ],
+    ids=["mjs", "type_module", "esm_syntax_in_js"],
+)
 def test_es_module_handler(start, runtime, handler, answer, since, otherwise):
     if major(runtime) < since:
         assert_init_error(start(handler=handler, ready=False), otherwise)
@@ -133,17 +153,30 @@ def test_handler_in_a_folder_and_nested_objects(start):
     assert function.invoke({"a": 1}).json() == {"nested": {"a": 1}}
 
 
-@pytest.mark.parametrize("handler, error_type, message", [
-    ("missing.handler", "Runtime.ImportModuleError",
-     "Error: Cannot find module '/var/task/missing'"),
-    ("handler.missing", "Runtime.HandlerNotFound", "handler.missing is undefined or not exported"),
-    ("lib/nested.deep.missing", "Runtime.HandlerNotFound",
-     "lib/nested.deep.missing is undefined or not exported"),
-    ("syntax_error.handler", "Runtime.UserCodeSyntaxError", "SyntaxError: "),
-    ("handler", "Runtime.MalformedHandlerName", "Bad handler"),
-    ("../task/handler.echo", "Runtime.MalformedHandlerName", "'..' is not allowed"),
-    ("init_error.handler", "Error", "failed while loading"),
-])
+@pytest.mark.parametrize(
+    "handler, error_type, message",
+    [
+        (
+            "missing.handler",
+            "Runtime.ImportModuleError",
+            "Error: Cannot find module '/var/task/missing'",
+        ),
+        (
+            "handler.missing",
+            "Runtime.HandlerNotFound",
+            "handler.missing is undefined or not exported",
+        ),
+        (
+            "lib/nested.deep.missing",
+            "Runtime.HandlerNotFound",
+            "lib/nested.deep.missing is undefined or not exported",
+        ),
+        ("syntax_error.handler", "Runtime.UserCodeSyntaxError", "SyntaxError: "),
+        ("handler", "Runtime.MalformedHandlerName", "Bad handler"),
+        ("../task/handler.echo", "Runtime.MalformedHandlerName", "'..' is not allowed"),
+        ("init_error.handler", "Error", "failed while loading"),
+    ],
+)
 def test_init_errors_say_what_is_wrong(start, handler, error_type, message):
     function = start(handler=handler, ready=False)
     assert_init_error(function, error_type, message)
@@ -169,14 +202,22 @@ def test_context_object(start):
     function = start(handler="styles.contextObject")
     client_context = {"custom": {"k": "v"}, "env": {"locale": "en"}}
     trace_id = "Root=1-67891233-abcdef012345678912345678;Parent=53995c3f42cd8ad8;Sampled=1"
-    context = function.invoke({}, path=INVOKE_API, headers={
-        "X-Amz-Client-Context": base64.b64encode(json.dumps(client_context).encode()).decode(),
-        "X-Amzn-Trace-Id": trace_id,
-        "X-Amz-Tenant-Id": "tenant-7",
-    }).json()
+    context = function.invoke(
+        {},
+        path=INVOKE_API,
+        headers={
+            "X-Amz-Client-Context": base64.b64encode(json.dumps(client_context).encode()).decode(),
+            "X-Amzn-Trace-Id": trace_id,
+            "X-Amz-Tenant-Id": "tenant-7",
+        },
+    ).json()
     assert context == {
-        "clientContext": client_context, "identity": "undefined", "tenantId": "tenant-7",
-        "memoryLimitInMB": "3008", "callbackWaitsForEmptyEventLoop": True, "traceId": trace_id,
+        "clientContext": client_context,
+        "identity": "undefined",
+        "tenantId": "tenant-7",
+        "memoryLimitInMB": "3008",
+        "callbackWaitsForEmptyEventLoop": True,
+        "traceId": trace_id,
     }
     plain = function.invoke({}).json()
     assert (plain["clientContext"], plain["tenantId"]) == ("undefined", "undefined")

@@ -10,8 +10,11 @@ from conftest import HERE, Function, build_user_image, project_files
 LANGUAGE = "python"
 
 
-@pytest.mark.parametrize("entrypoint", ["", 'ENTRYPOINT ["/opt/aws-custom-runtime"]\n'],
-                         ids=["three_lines", "seed_entrypoint"])
+@pytest.mark.parametrize(
+    "entrypoint",
+    ["", 'ENTRYPOINT ["/opt/aws-custom-runtime"]\n'],
+    ids=["three_lines", "seed_entrypoint"],
+)
 def test_seed_example(docker_client, runtime, entrypoint):
     """handler.endpoint from the seed, built from the user's three-line Dockerfile, and from the
     original KLR Dockerfile that names the entrypoint, answers a curl-style POST."""
@@ -23,6 +26,8 @@ def test_seed_example(docker_client, runtime, entrypoint):
         result = function.wait_for("/_klr/ready").invoke(data='{"name":"Foo"}')
         assert result.status_code == 200
         assert result.json()["statusCode"] == 200
-        assert json.loads(result.json()["body"])["message"].startswith("Hello, the current time is ")
+        assert json.loads(result.json()["body"])["message"].startswith(
+            "Hello, the current time is "
+        )
     finally:
         function.remove()

@@ -17,17 +17,24 @@ LANGUAGE = "ruby"
 def test_namespaced_class_method_handler(start):
     result = start(handler="handler.Greetings::Greeter.hello").invoke({"name": "Foo"})
     assert result.status_code == 200
-    assert result.json() == {"greeting": "Hello, Foo!", "requestId": result.headers["X-Amzn-RequestId"]}
+    assert result.json() == {
+        "greeting": "Hello, Foo!",
+        "requestId": result.headers["X-Amzn-RequestId"],
+    }
 
 
 def test_context_deadline_client_context_and_tenant(start):
     function = start("ruby_context", AWS_LAMBDA_FUNCTION_TIMEOUT="60")
     client_context = {"custom": {"k": "v"}, "env": {"locale": "en"}}
     invoked_at = time.time() * 1000
-    result = function.invoke({}, path="/2015-03-31/functions/function/invocations", headers={
-        "X-Amz-Client-Context": base64.b64encode(json.dumps(client_context).encode()).decode(),
-        "X-Amz-Tenant-Id": "tenant-7",
-    })
+    result = function.invoke(
+        {},
+        path="/2015-03-31/functions/function/invocations",
+        headers={
+            "X-Amz-Client-Context": base64.b64encode(json.dumps(client_context).encode()).decode(),
+            "X-Amz-Tenant-Id": "tenant-7",
+        },
+    )
     context = result.json()
     assert invoked_at < context["deadlineMs"] <= invoked_at + 61_000
     assert 0 < context["remainingTimeInMillis"] <= 60_000
@@ -45,12 +52,16 @@ def test_function_error_shape(start):
     assert error["errorType"] == "Function<RuntimeError>"
     assert error["errorMessage"] == 'something went wrong: {"id":7}'
     # The function's frames only, as strings, none of the runtime's own.
-    assert error["stackTrace"] and all(frame.startswith("/var/task/handler.rb:") for frame in error["stackTrace"])
+    assert error["stackTrace"] and all(
+        frame.startswith("/var/task/handler.rb:") for frame in error["stackTrace"]
+    )
     function.wait_for_log("Error raised from handler method")
 
 
 def test_missing_method_fails_each_invocation(start):
-    function = start("missing")  # the file loads, so init succeeds: the method is looked up per call
+    function = start(
+        "missing"
+    )  # the file loads, so init succeeds: the method is looked up per call
     for _ in range(2):
         result = function.invoke({})
         assert result.status_code == 500
@@ -79,7 +90,9 @@ def test_seed_example(docker_client, runtime):
         date = json.loads(result.json()["body"])["date"]
         # MRI writes the zone as +0000, JRuby (ruby25) as UTC.
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ([+-]\d{4}|UTC)", date)
-        age = datetime.now(timezone.utc) - datetime.strptime(date.replace("UTC", "+0000"), "%Y-%m-%d %H:%M:%S %z")
+        age = datetime.now(timezone.utc) - datetime.strptime(
+            date.replace("UTC", "+0000"), "%Y-%m-%d %H:%M:%S %z"
+        )
         assert abs(age.total_seconds()) < 60
     finally:
         function.remove()

@@ -33,19 +33,40 @@ class Figures:
     requests_per_second: float
     memory_mb: float
 
-    HEADERS = ("image", "cold start ms", "first ms", "p50 ms", "p99 ms", f"req/s ({CLIENTS} clients)", "memory MB")
+    HEADERS = (
+        "image",
+        "cold start ms",
+        "first ms",
+        "p50 ms",
+        "p99 ms",
+        f"req/s ({CLIENTS} clients)",
+        "memory MB",
+    )
 
     def row(self) -> tuple[str, ...]:
-        return (self.image, f"{self.cold_start_ms:.0f}", f"{self.first_invoke_ms:.1f}", f"{self.p50_ms:.2f}",
-                f"{self.p99_ms:.2f}", f"{self.requests_per_second:.0f}", f"{self.memory_mb:.0f}")
+        return (
+            self.image,
+            f"{self.cold_start_ms:.0f}",
+            f"{self.first_invoke_ms:.1f}",
+            f"{self.p50_ms:.2f}",
+            f"{self.p99_ms:.2f}",
+            f"{self.requests_per_second:.0f}",
+            f"{self.memory_mb:.0f}",
+        )
 
 
-def measure(client: docker.DockerClient, runtime: Runtime, function_image: str, handler: str) -> Figures:
+def measure(
+    client: docker.DockerClient, runtime: Runtime, function_image: str, handler: str
+) -> Figures:
     """Start the function image with CLIENTS invokers and measure it; the container is removed."""
     started = time.monotonic()
     container = client.containers.run(
-        function_image, detach=True, labels={"klr.test": "1"}, ports={"8080/tcp": ("127.0.0.1", None)},
-        environment={"_HANDLER": handler, "INVOKER_COUNT": str(CLIENTS)})
+        function_image,
+        detach=True,
+        labels={"klr.test": "1"},
+        ports={"8080/tcp": ("127.0.0.1", None)},
+        environment={"_HANDLER": handler, "INVOKER_COUNT": str(CLIENTS)},
+    )
     try:
         container.reload()
         url = f"http://127.0.0.1:{container.ports['8080/tcp'][0]['HostPort']}"
@@ -58,8 +79,15 @@ def measure(client: docker.DockerClient, runtime: Runtime, function_image: str, 
         memory = container.stats(stream=False)["memory_stats"]["usage"] / 2**20
     finally:
         container.remove(force=True)
-    return Figures(runtime.image, cold_start * 1000, first * 1000, statistics.median(warm) * 1000,
-                   warm[int(len(warm) * 0.99) - 1] * 1000, throughput, memory)
+    return Figures(
+        runtime.image,
+        cold_start * 1000,
+        first * 1000,
+        statistics.median(warm) * 1000,
+        warm[int(len(warm) * 0.99) - 1] * 1000,
+        throughput,
+        memory,
+    )
 
 
 def _wait_ready(url: str, started: float, seconds: float = 120) -> float:

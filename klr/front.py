@@ -33,9 +33,12 @@ class FrontDoor:
         route = INVOKE_ROUTE.fullmatch(request.path)
         try:
             if request.body_too_large:
-                raise BadInput(413, "RequestTooLargeException",
-                               f"Request must be smaller than {MAX_REQUEST_BYTES} bytes "
-                               f"for the InvokeFunction operation (got {request.body_size})")
+                raise BadInput(
+                    413,
+                    "RequestTooLargeException",
+                    f"Request must be smaller than {MAX_REQUEST_BYTES} bytes "
+                    f"for the InvokeFunction operation (got {request.body_size})",
+                )
             if route:
                 return await self._invoke_api(request, route.group(1))
             invocation = self._invocation(request, self.mode.to_event(request))
@@ -51,28 +54,47 @@ class FrontDoor:
             return json_response(200, {"status": "ok"})
         if path == RESERVED_PREFIX + "ready":
             ready = self.pool.ready
-            return json_response(200 if ready else 503, {
-                "ready": ready, "readyInvokers": self.pool.ready_count, "invokers": len(self.pool.invokers)})
-        return json_response(404, {"errorType": "NotFound", "errorMessage":
-                                   f"{RESERVED_PREFIX} is reserved: use {RESERVED_PREFIX}health "
-                                   f"or {RESERVED_PREFIX}ready"})
+            return json_response(
+                200 if ready else 503,
+                {
+                    "ready": ready,
+                    "readyInvokers": self.pool.ready_count,
+                    "invokers": len(self.pool.invokers),
+                },
+            )
+        return json_response(
+            404,
+            {
+                "errorType": "NotFound",
+                "errorMessage": f"{RESERVED_PREFIX} is reserved: use {RESERVED_PREFIX}health "
+                f"or {RESERVED_PREFIX}ready",
+            },
+        )
 
     async def _invoke_api(self, request: Request, name: str) -> Response:
         """Lambda's Invoke API, as the AWS SDKs, the CLI and the emulator call it."""
         if request.method != "POST":
             raise BadInput(405, "MethodNotAllowed", "The Invoke API takes POST")
         if name not in (self.settings.function_name, "function", self.settings.function_arn):
-            raise BadInput(404, "ResourceNotFoundException",
-                           f"Function not found: {name}. This server runs "
-                           f"{self.settings.function_name!r}; 'function' works too")
+            raise BadInput(
+                404,
+                "ResourceNotFoundException",
+                f"Function not found: {name}. This server runs "
+                f"{self.settings.function_name!r}; 'function' works too",
+            )
         invocation_type = request.header("x-amz-invocation-type", "RequestResponse")
         if invocation_type not in INVOCATION_TYPES:
-            raise BadInput(400, "InvalidParameterValueException",
-                           f"X-Amz-Invocation-Type must be one of {', '.join(INVOCATION_TYPES)}")
+            raise BadInput(
+                400,
+                "InvalidParameterValueException",
+                f"X-Amz-Invocation-Type must be one of {', '.join(INVOCATION_TYPES)}",
+            )
         invocation = self._invocation(request, json_event(request.body))
         invocation.client_context = _client_context(request.header("x-amz-client-context"))
-        headers = [("X-Amzn-RequestId", invocation.id),
-                   ("X-Amz-Executed-Version", self.settings.function_version)]
+        headers = [
+            ("X-Amzn-RequestId", invocation.id),
+            ("X-Amz-Executed-Version", self.settings.function_version),
+        ]
         if invocation_type == "DryRun":
             return Response(204, b"", headers)
         if invocation_type == "Event":
@@ -96,7 +118,8 @@ class FrontDoor:
             return self.pool.submit(invocation)
         except QueueFull:
             raise BadInput(
-                429, "TooManyRequestsException",
+                429,
+                "TooManyRequestsException",
                 f"All {self.settings.invoker_count} invokers are busy and "
                 f"{self.settings.queue_size} requests are queued: retry later, or raise "
                 "INVOKER_COUNT or KLR_QUEUE_SIZE",
@@ -104,8 +127,9 @@ class FrontDoor:
 
 
 def error_response(error: BadInput) -> Response:
-    response = json_response(error.status, {"errorType": error.error_type,
-                                            "errorMessage": error.message})
+    response = json_response(
+        error.status, {"errorType": error.error_type, "errorMessage": error.message}
+    )
     response.headers.append(("X-Amzn-ErrorType", error.error_type))
     return response
 
@@ -119,8 +143,11 @@ def _client_context(encoded: str) -> str:
         json.loads(decoded)
         return decoded
     except (binascii.Error, ValueError):
-        raise BadInput(400, "InvalidRequestContentException",
-                       "X-Amz-Client-Context must be a base64-encoded JSON object") from None
+        raise BadInput(
+            400,
+            "InvalidRequestContentException",
+            "X-Amz-Client-Context must be a base64-encoded JSON object",
+        ) from None
 
 
 def _new_trace_id() -> str:

@@ -190,7 +190,9 @@ async def _read_fields(reader: asyncio.StreamReader) -> list[tuple[str, str]]:
     raise BadRequest(f"more than {MAX_HEADER_LINES} header lines")
 
 
-async def _read_sized(reader: asyncio.StreamReader, request: Request, size: int, limit: int) -> None:
+async def _read_sized(
+    reader: asyncio.StreamReader, request: Request, size: int, limit: int
+) -> None:
     request.body_size = size
     if size <= limit:
         request.body = await reader.readexactly(size)

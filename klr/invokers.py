@@ -8,6 +8,7 @@ replacement process starts in its place. Requests wait in one bounded queue for 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -51,7 +52,9 @@ class Invocation:
     trace_id: str = ""
     tenant_id: str = ""
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    outcome: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    outcome: asyncio.Future = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
     def finish(self, outcome: Outcome) -> bool:
         """Settle the invocation once; later outcomes (a late reply, a second error) are ignored."""
@@ -175,12 +178,17 @@ class Invoker:
         """Settle what the process left behind; True when it died before asking for work."""
         if self._waiting_for_work:
             self._waiting_for_work.cancel()
-        reason = f"signal: {signal.Signals(-returncode).name}" if returncode < 0 else f"exit status {returncode}"
+        reason = (
+            f"signal: {signal.Signals(-returncode).name}"
+            if returncode < 0
+            else f"exit status {returncode}"
+        )
         invocation, self.current = self.current, None
         if invocation:
             self._cancel_deadline()
             exit_error = Outcome.error(
-                502, "Runtime.ExitError",
+                502,
+                "Runtime.ExitError",
                 f"RequestId: {invocation.id} Error: Runtime exited with error: {reason}",
             )
             if invocation.finish(exit_error):
@@ -192,8 +200,10 @@ class Invoker:
         outcome = self.init_error or Outcome.error(
             502, "Runtime.ExitError", f"Runtime exited before init completed: {reason}"
         )
-        log(f"INIT_REPORT Init Duration: {self._ms_since(self._spawned_at):.2f} ms\t"
-            f"Phase: init\tStatus: error\tError Type: {outcome.error_type}")
+        log(
+            f"INIT_REPORT Init Duration: {self._ms_since(self._spawned_at):.2f} ms\t"
+            f"Phase: init\tStatus: error\tError Type: {outcome.error_type}"
+        )
         if self.reserved:
             self.reserved.finish(outcome)
             self.reserved = None
@@ -203,8 +213,9 @@ class Invoker:
 
     async def next_invocation(self) -> Invocation:
         if self.current is not None:
-            raise RuntimeApiError(403, "InvalidStateTransition",
-                                  f"Invocation {self.current.id} has no result yet")
+            raise RuntimeApiError(
+                403, "InvalidStateTransition", f"Invocation {self.current.id} has no result yet"
+            )
         if not self.initialized:
             self.initialized = True
             self._init_ms = self._ms_since(self._spawned_at)
@@ -241,26 +252,28 @@ class Invoker:
         if self.current is not None and self.current.id == request_id:
             return self.current
         if request_id == self.last_finished_id:
-            raise RuntimeApiError(403, "InvalidStateTransition",
-                                  f"Invocation {request_id} already has a result")
+            raise RuntimeApiError(
+                403, "InvalidStateTransition", f"Invocation {request_id} already has a result"
+            )
         raise RuntimeApiError(400, "InvalidRequestID", "Invalid request ID")
 
     def _time_out(self, invocation: Invocation) -> None:
         seconds = f"{self.settings.timeout:.2f}"
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
         log(f"{stamp}Z {invocation.id} Task timed out after {seconds} seconds")
-        invocation.finish(Outcome.error(
-            504, "Sandbox.Timedout",
-            f"RequestId: {invocation.id} Error: Task timed out after {seconds} seconds",
-        ))
+        invocation.finish(
+            Outcome.error(
+                504,
+                "Sandbox.Timedout",
+                f"RequestId: {invocation.id} Error: Task timed out after {seconds} seconds",
+            )
+        )
         self.kill(signal.SIGKILL)  # the exit handler logs END and starts a fresh process
 
     def kill(self, sig: int) -> None:
         if self.process and self.process.returncode is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                pass
 
     def _cancel_deadline(self) -> None:
         if self._deadline_timer:
@@ -325,7 +338,9 @@ class InvokerPool:
 
     def __init__(self, settings: Settings, bootstrap: str):
         self.queue = WorkQueue(settings.queue_size)
-        self.invokers = [Invoker(i, settings, self.queue, bootstrap) for i in range(settings.invoker_count)]
+        self.invokers = [
+            Invoker(i, settings, self.queue, bootstrap) for i in range(settings.invoker_count)
+        ]
         self.in_flight = 0
         self._drained = asyncio.Event()
         self._drained.set()

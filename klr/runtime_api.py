@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import re
 
@@ -42,7 +43,7 @@ class RuntimeApi:
         self.invoker = invoker
 
     async def handle(self, request: Request) -> Response:
-        route = request.path[len(PREFIX):] if request.path.startswith(PREFIX) else None
+        route = request.path[len(PREFIX) :] if request.path.startswith(PREFIX) else None
         try:
             if route == "invocation/next" and request.method == "GET":
                 return await self._next(request)
@@ -79,13 +80,20 @@ class RuntimeApi:
         if mode and mode.lower() != "streaming":
             return api_error(400, "InvalidFunctionResponseMode", f"Unknown response mode {mode!r}")
         if request.body_too_large:
-            self.invoker.finish(request_id, Outcome.error(
-                502, "Function.ResponseSizeTooLarge",
-                f"Response payload size ({request.body_size} bytes) exceeded maximum allowed "
-                f"payload size ({MAX_RESPONSE_BYTES} bytes).",
-            ))
-            return api_error(413, "RequestEntityTooLarge",
-                             f"Payload exceeds the maximum of {MAX_RESPONSE_BYTES} bytes")
+            self.invoker.finish(
+                request_id,
+                Outcome.error(
+                    502,
+                    "Function.ResponseSizeTooLarge",
+                    f"Response payload size ({request.body_size} bytes) exceeded maximum allowed "
+                    f"payload size ({MAX_RESPONSE_BYTES} bytes).",
+                ),
+            )
+            return api_error(
+                413,
+                "RequestEntityTooLarge",
+                f"Payload exceeds the maximum of {MAX_RESPONSE_BYTES} bytes",
+            )
         if kind == "error" or request.trailers.get("lambda-runtime-function-error-type"):
             outcome = self._error_outcome(request)
         else:
@@ -102,8 +110,6 @@ class RuntimeApi:
         body = request.body
         trailer_body = request.trailers.get("lambda-runtime-function-error-body")
         if trailer_body:
-            try:
+            with contextlib.suppress(binascii.Error):
                 body = base64.b64decode(trailer_body)
-            except binascii.Error:
-                pass
         return Outcome(body, status, normalized_error_type(error_type))

@@ -28,9 +28,16 @@ def free_port() -> int:
 
 def python_interpreters() -> list[str]:
     """The host's Python 3, plus Python 2.7 where installed: the shim must run on both."""
-    candidates = [shutil.which("python2.7") or "", *glob.glob(os.path.expanduser("~/.pyenv/versions/2.7*/bin/python2.7"))]
-    working = [path for path in candidates if path and subprocess.run(
-        [path, "-c", ""], capture_output=True, check=False).returncode == 0]
+    candidates = [
+        shutil.which("python2.7") or "",
+        *glob.glob(os.path.expanduser("~/.pyenv/versions/2.7*/bin/python2.7")),
+    ]
+    working = [
+        path
+        for path in candidates
+        if path
+        and subprocess.run([path, "-c", ""], capture_output=True, check=False).returncode == 0
+    ]
     return [sys.executable, *working[:1]]
 
 
@@ -96,10 +103,17 @@ def start_server(tmp_path):
     """start_server(handler, bootstrap=None, ready=True, **env): a running server."""
     servers: list[LocalServer] = []
 
-    def start(handler: str = "handler.echo", bootstrap: str | None = None,
-              interpreter: str = sys.executable, ready: bool = True, **env: str) -> LocalServer:
+    def start(
+        handler: str = "handler.echo",
+        bootstrap: str | None = None,
+        interpreter: str = sys.executable,
+        ready: bool = True,
+        **env: str,
+    ) -> LocalServer:
         command = bootstrap or f"exec {interpreter} {PYTHON_SHIM}"
-        server = LocalServer(tmp_path / f"server{len(servers)}", command, {"_HANDLER": handler, **env})
+        server = LocalServer(
+            tmp_path / f"server{len(servers)}", command, {"_HANDLER": handler, **env}
+        )
         servers.append(server)
         return server.start(ready)
 

@@ -12,14 +12,17 @@ def test_defaults():
     assert settings.function_arn == "arn:aws:lambda:us-east-1:012345678912:function:function"
 
 
-@pytest.mark.parametrize("env, seconds", [
-    ({"AWS_LAMBDA_FUNCTION_TIMEOUT": "3"}, 3),
-    ({"FUNCTION_TTL": "30"}, 30),
-    ({"FUNCTION_TTL": "10s"}, 10),
-    ({"FUNCTION_TTL": "1m30s"}, 90),
-    ({"FUNCTION_TTL": "500ms"}, 0.5),
-    ({"AWS_LAMBDA_FUNCTION_TIMEOUT": "2", "FUNCTION_TTL": "9s"}, 2),
-])
+@pytest.mark.parametrize(
+    "env, seconds",
+    [
+        ({"AWS_LAMBDA_FUNCTION_TIMEOUT": "3"}, 3),
+        ({"FUNCTION_TTL": "30"}, 30),
+        ({"FUNCTION_TTL": "10s"}, 10),
+        ({"FUNCTION_TTL": "1m30s"}, 90),
+        ({"FUNCTION_TTL": "500ms"}, 0.5),
+        ({"AWS_LAMBDA_FUNCTION_TIMEOUT": "2", "FUNCTION_TTL": "9s"}, 2),
+    ],
+)
 def test_timeout_spellings(env, seconds):
     assert Settings.from_env(env).timeout == seconds
 
@@ -31,16 +34,28 @@ def test_seed_and_later_event_type_names():
 
 def test_knative_service_names_the_function_unless_the_user_did():
     assert Settings.from_env({"K_SERVICE": "hello"}).function_name == "hello"
-    assert Settings.from_env({"K_SERVICE": "hello", "AWS_LAMBDA_FUNCTION_NAME": "mine"}).function_name == "mine"
+    assert (
+        Settings.from_env({"K_SERVICE": "hello", "AWS_LAMBDA_FUNCTION_NAME": "mine"}).function_name
+        == "mine"
+    )
 
 
-@pytest.mark.parametrize("env, words", [
-    ({"INVOKER_COUNT": "four"}, "INVOKER_COUNT must be a whole number from 1 to 256, got 'four'"),
-    ({"EVENT_TYPE": "SOAP"}, "EVENT_TYPE must be one of RAW, API_GATEWAY"),
-    ({"FUNCTION_TTL": "soon"}, "FUNCTION_TTL must be seconds or a duration like '10s'"),
-    ({"AWS_LAMBDA_FUNCTION_TIMEOUT": "-1"}, "AWS_LAMBDA_FUNCTION_TIMEOUT must be a number of seconds"),
-    ({"PORT": "9002"}, "PORT=9002 collides with the Runtime API ports 9001-9004"),
-])
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        (
+            {"INVOKER_COUNT": "four"},
+            "INVOKER_COUNT must be a whole number from 1 to 256, got 'four'",
+        ),
+        ({"EVENT_TYPE": "SOAP"}, "EVENT_TYPE must be one of RAW, API_GATEWAY"),
+        ({"FUNCTION_TTL": "soon"}, "FUNCTION_TTL must be seconds or a duration like '10s'"),
+        (
+            {"AWS_LAMBDA_FUNCTION_TIMEOUT": "-1"},
+            "AWS_LAMBDA_FUNCTION_TIMEOUT must be a number of seconds",
+        ),
+        ({"PORT": "9002"}, "PORT=9002 collides with the Runtime API ports 9001-9004"),
+    ],
+)
 def test_bad_values_say_which_setting_and_what_is_allowed(env, words):
     with pytest.raises(SettingsError, match=words.replace("(", r"\(").replace(")", r"\)")):
         Settings.from_env(env)

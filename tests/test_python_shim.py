@@ -26,8 +26,12 @@ def test_unicode_round_trip(start_server, interpreter):
 
 
 def test_context_carries_lambda_values(start_server, interpreter):
-    server = start_server("handler.context", interpreter=interpreter,
-                          AWS_LAMBDA_FUNCTION_TIMEOUT="60", USER_SETTING="kept")
+    server = start_server(
+        "handler.context",
+        interpreter=interpreter,
+        AWS_LAMBDA_FUNCTION_TIMEOUT="60",
+        USER_SETTING="kept",
+    )
     result = server.invoke({})
     context = result.json()
     assert context["requestId"] == result.headers["X-Amzn-RequestId"]
@@ -51,14 +55,27 @@ def test_function_error_has_type_message_and_stack(start_server, interpreter):
     assert all(isinstance(frame, str) for frame in error["stackTrace"])
 
 
-@pytest.mark.parametrize("handler, error_type, message", [
-    ("missing.handler", "Runtime.ImportModuleError", "Unable to import module 'missing'"),
-    ("handler.missing", "Runtime.HandlerNotFound", "Handler 'missing' missing on module 'handler'"),
-    ("syntax_error.handler", "Runtime.UserCodeSyntaxError", "Syntax error in module 'syntax_error'"),
-    ("handler", "Runtime.MalformedHandlerName", "Bad handler 'handler'"),
-    ("init_error.handler", "RuntimeError", "failed while loading"),
-])
-def test_init_errors_use_the_official_types(start_server, interpreter, handler, error_type, message):
+@pytest.mark.parametrize(
+    "handler, error_type, message",
+    [
+        ("missing.handler", "Runtime.ImportModuleError", "Unable to import module 'missing'"),
+        (
+            "handler.missing",
+            "Runtime.HandlerNotFound",
+            "Handler 'missing' missing on module 'handler'",
+        ),
+        (
+            "syntax_error.handler",
+            "Runtime.UserCodeSyntaxError",
+            "Syntax error in module 'syntax_error'",
+        ),
+        ("handler", "Runtime.MalformedHandlerName", "Bad handler 'handler'"),
+        ("init_error.handler", "RuntimeError", "failed while loading"),
+    ],
+)
+def test_init_errors_use_the_official_types(
+    start_server, interpreter, handler, error_type, message
+):
     result = start_server(handler, interpreter=interpreter, ready=False).invoke({})
     assert result.status_code == 502
     assert result.json()["errorType"] == error_type
@@ -94,8 +111,14 @@ def test_event_that_is_not_json_is_an_unmarshal_error(tmp_path, interpreter):
     bootstrap = tmp_path / "bootstrap"
     bootstrap.write_text(f"#!/bin/sh\nexec {interpreter} {PYTHON_SHIM}\n")
     bootstrap.chmod(0o755)
-    settings = Settings.from_env({"INVOKER_COUNT": "1", "KLR_RUNTIME_API_PORT": str(free_port()),
-                                  "LAMBDA_TASK_ROOT": str(PYTHON_FIXTURES)}, handler="handler.echo")
+    settings = Settings.from_env(
+        {
+            "INVOKER_COUNT": "1",
+            "KLR_RUNTIME_API_PORT": str(free_port()),
+            "LAMBDA_TASK_ROOT": str(PYTHON_FIXTURES),
+        },
+        handler="handler.echo",
+    )
 
     async def invoke_with_bad_event():
         pool = InvokerPool(settings, str(bootstrap))
@@ -110,4 +133,3 @@ def test_event_that_is_not_json_is_an_unmarshal_error(tmp_path, interpreter):
 
     outcome = asyncio.run(invoke_with_bad_event())
     assert json.loads(outcome.body)["errorType"] == "Runtime.UnmarshalError"
-

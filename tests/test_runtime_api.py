@@ -28,8 +28,9 @@ def caller():
 
 @pytest.fixture
 def server(caller, start_server):
-    return start_server(bootstrap=SLEEPER, ready=False, AWS_LAMBDA_FUNCTION_TIMEOUT="30",
-                        KLR_SHUTDOWN_TIMEOUT="0.5")
+    return start_server(
+        bootstrap=SLEEPER, ready=False, AWS_LAMBDA_FUNCTION_TIMEOUT="30", KLR_SHUTDOWN_TIMEOUT="0.5"
+    )
 
 
 def next_invocation(server) -> requests.Response:
@@ -49,10 +50,13 @@ def test_next_hands_out_the_event_with_lambda_headers(server, caller):
     deadline = int(response.headers["Lambda-Runtime-Deadline-Ms"])
     assert abs(deadline - (started + 30) * 1000) < 2000
     assert response.headers["Lambda-Runtime-Invoked-Function-Arn"] == (
-        "arn:aws:lambda:us-east-1:012345678912:function:function")
+        "arn:aws:lambda:us-east-1:012345678912:function:function"
+    )
     assert response.headers["Lambda-Runtime-Trace-Id"].startswith("Root=1-")
 
-    accepted = requests.post(f"{server.runtime_api()}/invocation/{request_id}/response", data=b'"done"')
+    accepted = requests.post(
+        f"{server.runtime_api()}/invocation/{request_id}/response", data=b'"done"'
+    )
     assert (accepted.status_code, accepted.json()) == (202, {"status": "OK"})
     result = pending.result(timeout=10)
     assert (result.status_code, result.content) == (200, b'"done"')
@@ -66,7 +70,12 @@ def test_results_for_unknown_or_finished_ids_are_refused(server, caller):
     assert unknown.status_code == 400
     assert unknown.json() == {"errorType": "InvalidRequestID", "errorMessage": "Invalid request ID"}
 
-    assert requests.post(f"{server.runtime_api()}/invocation/{request_id}/response", data=b"1").status_code == 202
+    assert (
+        requests.post(
+            f"{server.runtime_api()}/invocation/{request_id}/response", data=b"1"
+        ).status_code
+        == 202
+    )
     again = requests.post(f"{server.runtime_api()}/invocation/{request_id}/error", data=b"{}")
     assert again.status_code == 403
     assert again.json()["errorType"] == "InvalidStateTransition"
@@ -86,7 +95,8 @@ def test_error_body_passes_through_and_the_caller_sees_a_500(server, caller):
     request_id = next_invocation(server).headers["Lambda-Runtime-Aws-Request-Id"]
     node_style = {"errorType": "TypeError", "errorMessage": "bad", "trace": ["at x (y.js:1:2)"]}
     posted = requests.post(
-        f"{server.runtime_api()}/invocation/{request_id}/error", json=node_style,
+        f"{server.runtime_api()}/invocation/{request_id}/error",
+        json=node_style,
         headers={"Lambda-Runtime-Function-Error-Type": "Unhandled"},
     )
     assert posted.status_code == 202
@@ -138,24 +148,32 @@ def test_init_error_reaches_the_waiting_caller(start_server, caller):
     for _ in range(2):  # each invocation retries init and gets the error again
         result = server.invoke({}, timeout=10)
         assert result.status_code == 502
-        assert result.json() == {"errorType": "Runtime.ImportModuleError", "errorMessage": "no module"}
+        assert result.json() == {
+            "errorType": "Runtime.ImportModuleError",
+            "errorMessage": "no module",
+        }
     assert "Phase: init\tStatus: error\tError Type: Runtime.ImportModuleError" in server.logs()
 
 
 def test_init_error_after_init_is_refused(server, caller):
     caller.submit(server.invoke, {})
     next_invocation(server)
-    late = requests.post(server.runtime_api() + "/init/error", json={"errorType": "X", "errorMessage": "y"})
+    late = requests.post(
+        server.runtime_api() + "/init/error", json={"errorType": "X", "errorMessage": "y"}
+    )
     assert late.status_code == 403
 
 
-@pytest.mark.parametrize("raw_type, expected", [
-    ("Runtime.ImportModuleError", "Runtime.ImportModuleError"),
-    ("Function.MyError", "Function.MyError"),
-    ("Function<UserException>", "Runtime.Unknown"),
-    ("Function.bad-name", "Function.Unknown"),
-    ("Unhandled", "Runtime.Unknown"),
-])
+@pytest.mark.parametrize(
+    "raw_type, expected",
+    [
+        ("Runtime.ImportModuleError", "Runtime.ImportModuleError"),
+        ("Function.MyError", "Function.MyError"),
+        ("Function<UserException>", "Runtime.Unknown"),
+        ("Function.bad-name", "Function.Unknown"),
+        ("Unhandled", "Runtime.Unknown"),
+    ],
+)
 def test_error_types_are_normalised_like_lambda(raw_type, expected):
     from klr.runtime_api import normalized_error_type
 

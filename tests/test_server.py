@@ -91,15 +91,21 @@ def test_invoke_api_modes_and_client_context(start_server):
     server = start_server("handler.context", AWS_LAMBDA_FUNCTION_NAME="orders")
     route = "/2015-03-31/functions/{}/invocations"
     context = base64.b64encode(json.dumps({"custom": {"tenant": "t1"}}).encode()).decode()
-    result = server.invoke({}, path=route.format("orders"), headers={"X-Amz-Client-Context": context})
+    result = server.invoke(
+        {}, path=route.format("orders"), headers={"X-Amz-Client-Context": context}
+    )
     assert result.status_code == 200 and "X-Amz-Function-Error" not in result.headers
     assert result.json()["clientContext"] == {"tenant": "t1"}
     assert result.json()["functionName"] == "orders"
 
     assert server.invoke({}, path=route.format("other")).status_code == 404
-    dry = server.invoke({}, path=route.format("orders"), headers={"X-Amz-Invocation-Type": "DryRun"})
+    dry = server.invoke(
+        {}, path=route.format("orders"), headers={"X-Amz-Invocation-Type": "DryRun"}
+    )
     assert dry.status_code == 204
-    queued = server.invoke({}, path=route.format("orders"), headers={"X-Amz-Invocation-Type": "Event"})
+    queued = server.invoke(
+        {}, path=route.format("orders"), headers={"X-Amz-Invocation-Type": "Event"}
+    )
     assert queued.status_code == 202
     bad = server.invoke({}, path=route.format("orders"), headers={"X-Amz-Client-Context": "%%%"})
     assert bad.status_code == 400
@@ -107,13 +113,22 @@ def test_invoke_api_modes_and_client_context(start_server):
 
 def test_api_gateway_mode_maps_request_and_response(start_server):
     server = start_server("handler.http", EVENT_TYPE="API_GATEWAY")
-    result = requests.put(server.url + "/items/7?color=red&color=blue", data="héllo",
-                          headers={"X-Test": "yes"}, timeout=10)
+    result = requests.put(
+        server.url + "/items/7?color=red&color=blue",
+        data="héllo",
+        headers={"X-Test": "yes"},
+        timeout=10,
+    )
     assert result.status_code == 201
     assert result.headers["X-Single"] == "one"
     assert result.headers["X-Multi"] == "a, b"
-    assert result.json() == {"method": "PUT", "path": "/items/7", "query": {"color": "blue"},
-                             "header": "yes", "body": "héllo"}
+    assert result.json() == {
+        "method": "PUT",
+        "path": "/items/7",
+        "query": {"color": "blue"},
+        "header": "yes",
+        "body": "héllo",
+    }
 
 
 def test_api_gateway_mode_hides_function_errors_behind_502(start_server):
@@ -132,7 +147,11 @@ def test_api_gateway_mode_rejects_a_malformed_proxy_response(start_server):
 def test_health_endpoints_never_invoke_the_function(start_server):
     server = start_server()
     assert requests.get(server.url + "/_klr/health", timeout=5).json() == {"status": "ok"}
-    assert requests.get(server.url + "/_klr/ready", timeout=5).json() == {"ready": True, "readyInvokers": 1, "invokers": 1}
+    assert requests.get(server.url + "/_klr/ready", timeout=5).json() == {
+        "ready": True,
+        "readyInvokers": 1,
+        "invokers": 1,
+    }
     assert requests.get(server.url + "/_klr/other", timeout=5).status_code == 404
     assert "START" not in server.logs()
 

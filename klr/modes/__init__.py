@@ -37,7 +37,8 @@ def json_event(body: bytes) -> bytes:
         json.loads(body)
     except ValueError as error:
         raise BadInput(
-            400, "InvalidRequestContentException",
+            400,
+            "InvalidRequestContentException",
             f"Could not parse request body into json: {error}. "
             """Send a JSON document, for example: curl -d '{"name": "Foo"}'""",
         ) from None

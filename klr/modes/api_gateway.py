@@ -54,8 +54,10 @@ class ApiGatewayMode:
                 "domainPrefix": domain.split(".")[0],
                 "extendedRequestId": str(uuid.uuid4()),
                 "httpMethod": request.method,
-                "identity": {"sourceIp": forwarded_for or request.peer,
-                             "userAgent": request.header("user-agent") or None},
+                "identity": {
+                    "sourceIp": forwarded_for or request.peer,
+                    "userAgent": request.header("user-agent") or None,
+                },
                 "path": path,
                 "protocol": request.version,
                 "requestId": str(uuid.uuid4()),
@@ -78,7 +80,9 @@ class ApiGatewayMode:
         try:
             return _proxy_response(json.loads(outcome.body))
         except (ValueError, TypeError, binascii.Error) as error:
-            log(f"Execution failed due to configuration error: Malformed Lambda proxy response: {error}")
+            log(
+                f"Execution failed due to configuration error: Malformed Lambda proxy response: {error}"
+            )
             return json_response(502, INTERNAL_ERROR)
 
 
@@ -99,7 +103,9 @@ def _proxy_response(result: object) -> Response:
     if not isinstance(single, dict) or not isinstance(multi, dict):
         raise TypeError("headers and multiValueHeaders must be objects")
     overridden = {name.lower() for name in multi}
-    headers = [(name, _text(value)) for name, value in single.items() if name.lower() not in overridden]
+    headers = [
+        (name, _text(value)) for name, value in single.items() if name.lower() not in overridden
+    ]
     headers += [(name, _text(value)) for name, values in multi.items() for value in values]
     headers = [(name, value) for name, value in headers if name.lower() not in SERVER_HEADERS]
     if not any(name.lower() == "content-type" for name, _ in headers):

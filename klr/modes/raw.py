@@ -18,7 +18,11 @@ class RawMode:
         return json_event(request.body)
 
     def to_response(self, outcome: Outcome) -> Response:
-        content_type = "application/json" if outcome.failed or _is_json(outcome) else "application/octet-stream"
+        content_type = (
+            "application/json"
+            if outcome.failed or _is_json(outcome)
+            else "application/octet-stream"
+        )
         return Response(outcome.status, outcome.body, [("Content-Type", content_type)])
 
 
