@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from conftest import PYTHON_FIXTURES, PYTHON_SHIM, free_port, python_interpreters
 
+from conformance import shim_probe
 from klr.config import MAX_RESPONSE_BYTES, Settings
 from klr.http import HttpServer
 from klr.invokers import Invocation, InvokerPool
@@ -18,6 +21,52 @@ from klr.runtime_api import RuntimeApi
 @pytest.fixture(params=python_interpreters(), ids=lambda path: os.path.basename(path))
 def interpreter(request):
     return request.param
+
+
+SHIM_START_SECONDS = 30  # a Python shim starts in well under a second; this is a busy machine
+
+
+@pytest.mark.parametrize(
+    "unset, message",
+    [
+        ("AWS_LAMBDA_RUNTIME_API", shim_probe.MISSING_RUNTIME_API),
+        ("LAMBDA_TASK_ROOT", shim_probe.MISSING_TASK_ROOT),
+    ],
+)
+def test_missing_setting_is_one_clear_line_and_exit_1(interpreter, unset, message):
+    env = {
+        **os.environ,
+        "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9",
+        "LAMBDA_TASK_ROOT": str(PYTHON_FIXTURES),
+        "_HANDLER": "handler.echo",
+    }
+    del env[unset]
+    shim = subprocess.run(
+        [interpreter, str(PYTHON_SHIM)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SHIM_START_SECONDS,
+        check=False,
+    )
+    assert (shim.returncode, shim.stderr, shim.stdout) == (1, message + "\n", "")
+
+
+@pytest.mark.parametrize("scenario", sorted(shim_probe.SCENARIOS))
+def test_runtime_api_connection_rules(interpreter, scenario):
+    """A dropped connection is retried once, then the shim exits; a refused result is not
+    fatal; an unexpected status is (bootstrap/README.md, section 2)."""
+    probe = subprocess.run(
+        [sys.executable, shim_probe.__file__, scenario, str(SHIM_START_SECONDS)]
+        + [interpreter, str(PYTHON_SHIM)],
+        env={**os.environ, "LAMBDA_TASK_ROOT": str(PYTHON_FIXTURES), "_HANDLER": "handler.echo"},
+        capture_output=True,
+        text=True,
+        timeout=SHIM_START_SECONDS + 10,
+        check=True,
+    )
+    report = json.loads(probe.stdout)
+    assert shim_probe.problems(scenario, report) == [], report
 
 
 def test_unicode_round_trip(start_server, interpreter):

@@ -5,7 +5,8 @@ Installed as /var/runtime/bootstrap. It imports the function named by _HANDLER,
 then loops over the Lambda Runtime API (2018-06-01) at $AWS_LAMBDA_RUNTIME_API:
 get an event, call handler(event, context), post the result or error. What the
 function observes (error types and messages, context object, log format) follows
-the official Python runtime. Standard library only; Python 2.7 and 3.7+.
+the official Python runtime. Its sections and rules are those of every shim
+(bootstrap/README.md). Standard library only; Python 2.7 and 3.7+.
 """
 
 # Python 2.7 needs u"" literals, (object) bases, socket.error and %-formatting
@@ -28,24 +29,104 @@ except ImportError:  # Python 2
     from httplib import HTTPConnection, HTTPException
 
 TEXT = type(u"")  # unicode on Python 2, str on Python 3
-API_PREFIX = "/2018-06-01/runtime"
-ERROR_CONTENT_TYPE = "application/vnd.aws.lambda.error+json"
-CLIENT_FIELDS = ("installation_id", "app_title", "app_version_name",
-                 "app_version_code", "app_package_name")
 NBSP = u"\u00a0"
 
 _request_id = ""  # the current invocation, for the log line prefix
 
 
+# ---- 1. Settings -------------------------------------------------------------
+
+MISSING_SETTING = ("bootstrap: %s is not set; the runtime server (/opt/aws-custom-runtime) "
+                   "sets it to %s for each bootstrap it starts: run that, or set it yourself")
+
+
+def required_setting(name, meaning):
+    """A setting the runtime server always gives: without it, say so and exit 1."""
+    value = os.environ.get(name, "")
+    if not value:
+        sys.exit(MISSING_SETTING % (name, meaning))
+    return value
+
+
+# ---- 2. Runtime API client ---------------------------------------------------
+
+API_PREFIX = "/2018-06-01/runtime"
+ERROR_CONTENT_TYPE = "application/vnd.aws.lambda.error+json"
+
+
+class Invocation(object):
+    """What next_invocation returns: the request id, the event bytes, the headers."""
+
+    def __init__(self, headers, event):
+        self.headers = dict((name.lower(), value) for name, value in headers)
+        self.event = event
+        self.request_id = self.header("Lambda-Runtime-Aws-Request-Id")
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+
+class RuntimeApiClient(object):
+    """The Runtime API over one keep-alive HTTP/1.1 connection, with the rules of
+    bootstrap/README.md: one retry, an unexpected status ends the process."""
+
+    def __init__(self, address):
+        self.address = address
+        self.conn = HTTPConnection(address)  # no timeout: next blocks until an event
+
+    def next_invocation(self):
+        path = API_PREFIX + "/invocation/next"
+        response, body = self._request("GET", path)
+        if response.status != 200:
+            self._unexpected("GET", path, response.status)
+        return Invocation(response.getheaders(), body)
+
+    def post_response(self, request_id, body, content_type):
+        self._post("/invocation/%s/response" % request_id, body, {"Content-Type": content_type})
+
+    def post_error(self, request_id, body, error_type):
+        self._post("/invocation/%s/error" % request_id, body, self._error_headers(error_type))
+
+    def post_init_error(self, body, error_type):
+        self._post("/init/error", body, self._error_headers(error_type))
+
+    @staticmethod
+    def _error_headers(error_type):
+        return {"Content-Type": ERROR_CONTENT_TYPE,
+                "Lambda-Runtime-Function-Error-Type": error_type}
+
+    def _post(self, route, body, headers):
+        path = API_PREFIX + route
+        response, _ = self._request("POST", path, body, headers)
+        if 400 <= response.status < 500:
+            # The server refused this result (too large, stale id) and settled the
+            # invocation itself: carry on.
+            sys.stderr.write("bootstrap: the Runtime API refused POST %s with HTTP %d\n"
+                             % (path, response.status))
+        elif response.status != 202:
+            self._unexpected("POST", path, response.status)
+
+    def _request(self, method, path, body=None, headers=None):
+        for _ in range(2):  # a dropped keep-alive connection is retried once
+            try:
+                self.conn.request(method, path, body, headers or {})
+                response = self.conn.getresponse()
+                return response, response.read()
+            except (HTTPException, socket.error) as e:
+                self.conn.close()
+                failure = "%s: %s" % (type(e).__name__, _text(e))
+        # The server is gone; it reports the lost bootstrap itself.
+        sys.exit("bootstrap: lost the Runtime API at %s: %s" % (self.address, failure))
+
+    @staticmethod
+    def _unexpected(method, path, status):
+        sys.exit("bootstrap: the Runtime API answered %s %s with HTTP %d" % (method, path, status))
+
+
+# ---- 3. Errors ---------------------------------------------------------------
+
 class Fault(Exception):
     """An error reported as (Runtime.* type, message, stack trace)."""
-
-
-class Attributes(object):
-    """Plain attribute holder for context.identity and context.client_context."""
-
-    def __init__(self, **values):
-        self.__dict__.update(values)
 
 
 def _text(value):
@@ -154,30 +235,23 @@ def setup_output():
         root.setLevel(level)
 
 
-def load_handler(name):
-    try:
-        module_name, function_name = name.rsplit(".", 1)
-    except ValueError:
-        # Python 3's unpacking message, which the official client reports.
-        raise Fault("Runtime.MalformedHandlerName", "Bad handler '%s': not enough "
-                    "values to unpack (expected 2, got 1)" % name, [])
-    if module_name.split(".")[0] in sys.builtin_module_names:
-        raise Fault("Runtime.BuiltInModuleConflict",
-                    "Cannot use built-in module %s as a handler module" % module_name, [])
-    try:
-        module = importlib.import_module(module_name.replace("/", "."))
-    except ImportError as e:
-        raise Fault("Runtime.ImportModuleError",
-                    "Unable to import module '%s': %s" % (module_name, _text(e)), [])
-    except SyntaxError as e:
-        where = u'  File "%s" Line %s\n    %s' % (e.filename, e.lineno, _text(e.text))
-        raise Fault("Runtime.UserCodeSyntaxError",
-                    "Syntax error in module '%s': %s" % (module_name, _text(e)), [where])
-    try:
-        return getattr(module, function_name)
-    except AttributeError:
-        raise Fault("Runtime.HandlerNotFound",
-                    "Handler '%s' missing on module '%s'" % (function_name, module_name), [])
+def flush_output():
+    # What the function wrote reaches the server before its result, so before END.
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+# ---- 4. Context --------------------------------------------------------------
+
+CLIENT_FIELDS = ("installation_id", "app_title", "app_version_name",
+                 "app_version_code", "app_package_name")
+
+
+class Attributes(object):
+    """Plain attribute holder for context.identity and context.client_context."""
+
+    def __init__(self, **values):
+        self.__dict__.update(values)
 
 
 def parse_json_header(value, what):
@@ -221,6 +295,39 @@ class LambdaContext(object):
         sys.stdout.write(_text(msg))  # no newline added, as in the official client
 
 
+# ---- 5. Handler loading ------------------------------------------------------
+
+def load_handler(task_root, name):
+    # Lambda's order: function code, then layers.
+    sys.path[0:0] = [task_root, "/opt/python/lib/python%d.%d/site-packages" % sys.version_info[:2],
+                     "/opt/python"]
+    try:
+        module_name, function_name = name.rsplit(".", 1)
+    except ValueError:
+        # Python 3's unpacking message, which the official client reports.
+        raise Fault("Runtime.MalformedHandlerName", "Bad handler '%s': not enough "
+                    "values to unpack (expected 2, got 1)" % name, [])
+    if module_name.split(".")[0] in sys.builtin_module_names:
+        raise Fault("Runtime.BuiltInModuleConflict",
+                    "Cannot use built-in module %s as a handler module" % module_name, [])
+    try:
+        module = importlib.import_module(module_name.replace("/", "."))
+    except ImportError as e:
+        raise Fault("Runtime.ImportModuleError",
+                    "Unable to import module '%s': %s" % (module_name, _text(e)), [])
+    except SyntaxError as e:
+        where = u'  File "%s" Line %s\n    %s' % (e.filename, e.lineno, _text(e.text))
+        raise Fault("Runtime.UserCodeSyntaxError",
+                    "Syntax error in module '%s': %s" % (module_name, _text(e)), [where])
+    try:
+        return getattr(module, function_name)
+    except AttributeError:
+        raise Fault("Runtime.HandlerNotFound",
+                    "Handler '%s' missing on module '%s'" % (function_name, module_name), [])
+
+
+# ---- 6. The loop -------------------------------------------------------------
+
 def unmarshal(body, content_type):
     # Events that are not JSON reach the handler as raw bytes.
     if content_type and content_type.split(";")[0].strip().lower() != "application/json":
@@ -241,66 +348,40 @@ def marshal(result):
         raise Fault("Runtime.MarshalError", "Unable to marshal response: %s" % _text(e), [])
 
 
-class RuntimeAPI(object):
-    """One keep-alive HTTP/1.1 connection to the Runtime API, reused for every call."""
-
-    def __init__(self, address):
-        self.conn = HTTPConnection(address)  # no timeout: /next blocks until an event
-
-    def request(self, method, path, body=None, headers=None):
-        for _ in range(2):  # a dropped keep-alive connection is retried once
-            try:
-                self.conn.request(method, API_PREFIX + path, body, headers or {})
-                response = self.conn.getresponse()
-                return response, response.read()
-            except (HTTPException, socket.error):
-                self.conn.close()
-        sys.exit(1)  # the server is gone; it reports the lost connection itself
-
-
 def serve_one(api, handler):
     global _request_id
-    response, body = api.request("GET", "/invocation/next")
-    if response.status != 200:
-        sys.exit("bootstrap: next invocation failed with HTTP %d" % response.status)
-    header = response.getheader
-    request_id = _request_id = header("Lambda-Runtime-Aws-Request-Id")
-    trace_id = header("Lambda-Runtime-Trace-Id")
+    invocation = api.next_invocation()
+    request_id = _request_id = invocation.request_id
+    trace_id = invocation.header("Lambda-Runtime-Trace-Id")
     if trace_id:
         os.environ["_X_AMZN_TRACE_ID"] = trace_id
     else:
         os.environ.pop("_X_AMZN_TRACE_ID", None)
     try:
-        context = LambdaContext(request_id, header)
-        event = unmarshal(body, header("Content-Type"))
+        context = LambdaContext(request_id, invocation.header)
+        event = unmarshal(invocation.event, invocation.header("Content-Type"))
         payload, content_type = marshal(handler(event, context))
-        path = "response"
     except Exception:
         error = make_error(*describe_exception(), request_id=request_id)
         log_error(error)
-        payload, content_type, path = to_json(error), ERROR_CONTENT_TYPE, "error"
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # A refused result (stale ID, too large) is settled by the server: carry on.
-    api.request("POST", "/invocation/%s/%s" % (request_id, path), payload,
-                {"Content-Type": content_type})
+        flush_output()
+        api.post_error(request_id, to_json(error), error["errorType"])
+        return
+    flush_output()
+    api.post_response(request_id, payload, content_type)
 
 
 def main():
+    runtime_api = required_setting("AWS_LAMBDA_RUNTIME_API", "host:port of the Runtime API")
+    task_root = required_setting("LAMBDA_TASK_ROOT", "the folder of the function's code")
     setup_output()
-    task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
-    # Lambda's order: function code, then layers.
-    sys.path[0:0] = [task_root, "/opt/python/lib/python%d.%d/site-packages" % sys.version_info[:2],
-                     "/opt/python"]
-    api = RuntimeAPI(os.environ.get("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"))
+    api = RuntimeApiClient(runtime_api)
     try:
-        handler = load_handler(os.environ.get("_HANDLER", ""))
+        handler = load_handler(task_root, os.environ.get("_HANDLER", ""))
     except Exception:
         error = make_error(*describe_exception())
         log_error(error)
-        api.request("POST", "/init/error", to_json(error), {
-            "Content-Type": ERROR_CONTENT_TYPE,
-            "Lambda-Runtime-Function-Error-Type": error["errorType"]})
+        api.post_init_error(to_json(error), error["errorType"])
         sys.exit(1)
     while True:
         serve_one(api, handler)
