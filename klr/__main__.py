@@ -13,8 +13,9 @@ import sys
 
 from klr.config import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, Settings, SettingsError
 from klr.front import FrontDoor
-from klr.http import HttpServer
-from klr.invokers import InvokerPool, log
+from klr.http import HttpServer, Limits
+from klr.invokers import InvokerPool
+from klr.log import log
 from klr.modes import mode_for
 from klr.runtime_api import RuntimeApi
 
@@ -28,14 +29,38 @@ def find_bootstrap(settings: Settings) -> str | None:
     return None
 
 
+# The runtime is the server's own child: it may keep a connection idle while the function runs
+# and stream a response for as long as the function's timeout allows.
+RUNTIME_API_LIMITS = Limits(
+    max_body=MAX_RESPONSE_BYTES,
+    idle_timeout=None,
+    body_timeout=None,
+    write_timeout=None,
+    max_connections=64,
+)
+
+
+def front_limits(settings: Settings) -> Limits:
+    return Limits(
+        max_head=settings.max_header_bytes,
+        max_body=MAX_REQUEST_BYTES,
+        header_timeout=settings.header_timeout,
+        idle_timeout=settings.idle_timeout,
+        body_timeout=settings.body_timeout,
+        write_timeout=settings.write_timeout,
+        max_connections=settings.max_connections,
+    )
+
+
 async def serve(settings: Settings, bootstrap: str) -> None:
     pool = InvokerPool(settings, bootstrap)
-    runtime_apis = [
-        HttpServer(RuntimeApi(invoker).handle, MAX_RESPONSE_BYTES) for invoker in pool.invokers
-    ]
-    for server, invoker in zip(runtime_apis, pool.invokers):
+    runtime_apis = []
+    for invoker in pool.invokers:
+        api = RuntimeApi(invoker)
+        server = HttpServer(api.handle, RUNTIME_API_LIMITS, api.streams, api.on_broken)
         await server.start("127.0.0.1", invoker.port)
-    front = HttpServer(FrontDoor(settings, pool, mode_for(settings)).handle, MAX_REQUEST_BYTES)
+        runtime_apis.append(server)
+    front = HttpServer(FrontDoor(settings, pool, mode_for(settings)).handle, front_limits(settings))
     try:
         await front.start(None, settings.port)
     except OSError:  # no IPv6 in this network namespace: IPv4 alone

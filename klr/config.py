@@ -38,6 +38,12 @@ class Settings:
     task_root: str = "/var/task"
     runtime_dir: str = "/var/runtime"
     handler: str = ""
+    header_timeout: float = 10.0
+    idle_timeout: float = 75.0
+    body_timeout: float = 60.0
+    write_timeout: float = 30.0
+    max_connections: int = 4096
+    max_header_bytes: int = 64 * 1024
 
     @property
     def function_arn(self) -> str:
@@ -64,6 +70,12 @@ class Settings:
             task_root=env.get("LAMBDA_TASK_ROOT") or "/var/task",
             runtime_dir=env.get("LAMBDA_RUNTIME_DIR") or "/var/runtime",
             handler=handler or env.get("_HANDLER") or env.get("AWS_LAMBDA_FUNCTION_HANDLER") or "",
+            header_timeout=reader.number("KLR_HEADER_TIMEOUT", 10.0, 0.1, 3600),
+            idle_timeout=reader.number("KLR_IDLE_TIMEOUT", 75.0, 0.1, 86400),
+            body_timeout=reader.number("KLR_BODY_TIMEOUT", 60.0, 0.1, 3600),
+            write_timeout=reader.number("KLR_WRITE_TIMEOUT", 30.0, 0.1, 3600),
+            max_connections=reader.integer("KLR_MAX_CONNECTIONS", 4096, 1, 1_000_000),
+            max_header_bytes=reader.integer("KLR_MAX_HEADER_BYTES", 64 * 1024, 8192, 1 << 24),
         )
         last_api_port = settings.runtime_api_port + settings.invoker_count - 1
         if settings.runtime_api_port <= settings.port <= last_api_port:

@@ -1,4 +1,8 @@
-"""The front door on $PORT: health endpoints, the Lambda Invoke API, and the event mode."""
+"""The front door on $PORT: health endpoints, the Lambda Invoke API, and the event mode.
+
+Whatever a client sends that reaches a runtime's /next headers (trace id, tenant id, client
+context) is checked here, so a bad value is the client's 400 and never an invoker's problem.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,23 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Awaitable
 
-from klr.config import MAX_REQUEST_BYTES, Settings
-from klr.http import Request, Response
-from klr.invokers import Invocation, InvokerPool, QueueFull, log
-from klr.modes import BadInput, Mode, json_event, json_response
+from klr.config import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, Settings
+from klr.errors import ApiError
+from klr.http import Request, Response, discard, error_response, read_all
+from klr.invokers import Invocation, InvokerPool, Outcome, QueueFull
+from klr.log import log
+from klr.modes import Mode, json_event, json_response
 
 # Requests under this prefix never reach the function.
 RESERVED_PREFIX = "/_klr/"
 INVOKE_ROUTE = re.compile(r"/2015-03-31/functions/([^/]+)/invocations")
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+MAX_CLIENT_CONTEXT = 3583  # bytes of base64, as Lambda's Invoke API allows
+# Values passed on as Runtime API headers: printable ASCII, as Lambda's own are.
+PRINTABLE = re.compile(r"[\x20-\x7e]*")
+MAX_TRACE_ID, MAX_TENANT_ID = 2048, 256
 
 
 class FrontDoor:
@@ -27,24 +38,30 @@ class FrontDoor:
         self.pool = pool
         self.mode = mode
 
-    async def handle(self, request: Request) -> Response:
-        if request.path.startswith(RESERVED_PREFIX):
-            return self._health(request.path)
-        route = INVOKE_ROUTE.fullmatch(request.path)
+    def handle(self, request: Request) -> Response | Awaitable[Response]:
+        path = request.path
+        if path.startswith(RESERVED_PREFIX):
+            return self._health(path)
         try:
             if request.body_too_large:
-                raise BadInput(
+                raise ApiError(
                     413,
                     "RequestTooLargeException",
                     f"Request must be smaller than {MAX_REQUEST_BYTES} bytes "
                     f"for the InvokeFunction operation (got {request.body_size})",
                 )
+            route = INVOKE_ROUTE.fullmatch(path)
             if route:
-                return await self._invoke_api(request, route.group(1))
+                return self._invoke_api(request, route.group(1))
             invocation = self._invocation(request, self.mode.to_event(request))
-            outcome = await self._submit(invocation)
-        except BadInput as error:
-            return error_response(error)
+            return self._answer(invocation, self._submit(invocation))
+        except ApiError as error:
+            return api_error_response(error)
+
+    async def _answer(self, invocation: Invocation, pending: asyncio.Future) -> Response:
+        outcome = await _settled(pending)
+        if outcome.stream is not None and not self.mode.streams:
+            outcome = await _whole(outcome)
         response = self.mode.to_response(outcome)
         response.headers.append(("X-Amzn-RequestId", invocation.id))
         return response
@@ -71,12 +88,12 @@ class FrontDoor:
             },
         )
 
-    async def _invoke_api(self, request: Request, name: str) -> Response:
+    def _invoke_api(self, request: Request, name: str) -> Response | Awaitable[Response]:
         """Lambda's Invoke API, as the AWS SDKs, the CLI and the emulator call it."""
         if request.method != "POST":
-            raise BadInput(405, "MethodNotAllowed", "The Invoke API takes POST")
+            raise ApiError(405, "MethodNotAllowed", "The Invoke API takes POST")
         if name not in (self.settings.function_name, "function", self.settings.function_arn):
-            raise BadInput(
+            raise ApiError(
                 404,
                 "ResourceNotFoundException",
                 f"Function not found: {name}. This server runs "
@@ -84,7 +101,7 @@ class FrontDoor:
             )
         invocation_type = request.header("x-amz-invocation-type", "RequestResponse")
         if invocation_type not in INVOCATION_TYPES:
-            raise BadInput(
+            raise ApiError(
                 400,
                 "InvalidParameterValueException",
                 f"X-Amz-Invocation-Type must be one of {', '.join(INVOCATION_TYPES)}",
@@ -100,7 +117,14 @@ class FrontDoor:
         if invocation_type == "Event":
             self._submit(invocation).add_done_callback(_log_async_failure)
             return Response(202, b"", headers)
-        outcome = await self._submit(invocation)
+        return self._invoke_answer(self._submit(invocation), headers)
+
+    async def _invoke_answer(
+        self, pending: asyncio.Future, headers: list[tuple[str, str]]
+    ) -> Response:
+        outcome = await _settled(pending)
+        if outcome.stream is not None:
+            outcome = await _whole(outcome)
         headers.append(("Content-Type", "application/json"))
         if outcome.failed:
             headers.append(("X-Amz-Function-Error", "Unhandled"))
@@ -109,15 +133,16 @@ class FrontDoor:
     def _invocation(self, request: Request, event: bytes) -> Invocation:
         return Invocation(
             event,
-            trace_id=request.header("x-amzn-trace-id") or _new_trace_id(),
-            tenant_id=request.header("x-amz-tenant-id"),
+            trace_id=_checked("X-Amzn-Trace-Id", request.header("x-amzn-trace-id"), MAX_TRACE_ID)
+            or _new_trace_id(),
+            tenant_id=_checked("X-Amz-Tenant-Id", request.header("x-amz-tenant-id"), MAX_TENANT_ID),
         )
 
     def _submit(self, invocation: Invocation) -> asyncio.Future:
         try:
             return self.pool.submit(invocation)
         except QueueFull:
-            raise BadInput(
+            raise ApiError(
                 429,
                 "TooManyRequestsException",
                 f"All {self.settings.invoker_count} invokers are busy and "
@@ -126,24 +151,68 @@ class FrontDoor:
             ) from None
 
 
-def error_response(error: BadInput) -> Response:
-    response = json_response(
-        error.status, {"errorType": error.error_type, "errorMessage": error.message}
-    )
+def api_error_response(error: ApiError) -> Response:
+    response = error_response(error.status, error.error_type, error.message)
     response.headers.append(("X-Amzn-ErrorType", error.error_type))
     return response
 
 
+async def _settled(pending: asyncio.Future) -> Outcome:
+    """The invocation's outcome. A caller that goes first (its connection closed) cancels it:
+    a queued invocation is then dropped, and a streamed result that came just before is read
+    and dropped, so its runtime is not left waiting."""
+    try:
+        return await pending
+    except asyncio.CancelledError:
+        if pending.done() and not pending.cancelled() and pending.result().stream is not None:
+            asyncio.ensure_future(discard(pending.result().stream))
+        raise
+
+
+async def _whole(outcome: Outcome) -> Outcome:
+    """A streamed result read whole, for the modes that answer in one piece."""
+    try:
+        body = await read_all(outcome.stream, MAX_RESPONSE_BYTES)
+    except ValueError:
+        return Outcome.error(
+            502,
+            "Function.ResponseSizeTooLarge",
+            f"Response payload size exceeded maximum allowed payload size "
+            f"({MAX_RESPONSE_BYTES} bytes).",
+        )
+    except ConnectionError as error:
+        return Outcome.error(502, "Runtime.MalformedResponse", str(error))
+    return Outcome(body, outcome.status, outcome.error_type, outcome.content_type)
+
+
+def _checked(name: str, value: str, limit: int) -> str:
+    if len(value) > limit or not PRINTABLE.fullmatch(value):
+        raise ApiError(
+            400,
+            "InvalidParameterValueException",
+            f"{name} must be printable ASCII of at most {limit} characters",
+        )
+    return value
+
+
 def _client_context(encoded: str) -> str:
-    """X-Amz-Client-Context is base64 JSON; the runtime gets the JSON."""
+    """X-Amz-Client-Context is base64 JSON; the runtime gets the JSON, re-encoded compactly
+    in ASCII so that nothing in it can end the runtime's header early."""
     if not encoded:
         return ""
+    if len(encoded) > MAX_CLIENT_CONTEXT:
+        raise ApiError(
+            400,
+            "InvalidParameterValueException",
+            f"X-Amz-Client-Context must be at most {MAX_CLIENT_CONTEXT} bytes (got {len(encoded)})",
+        )
     try:
-        decoded = base64.b64decode(encoded, validate=True).decode()
-        json.loads(decoded)
-        return decoded
-    except (binascii.Error, ValueError):
-        raise BadInput(
+        value = json.loads(base64.b64decode(encoded, validate=True))
+        if not isinstance(value, dict):
+            raise ValueError("not an object")
+        return json.dumps(value, separators=(",", ":"))
+    except (binascii.Error, ValueError, RecursionError):
+        raise ApiError(
             400,
             "InvalidRequestContentException",
             "X-Amz-Client-Context must be a base64-encoded JSON object",
@@ -151,10 +220,17 @@ def _client_context(encoded: str) -> str:
 
 
 def _new_trace_id() -> str:
-    return f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=0"
+    return (
+        f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};"
+        f"Parent={secrets.token_hex(8)};Sampled=0"
+    )
 
 
 def _log_async_failure(future: asyncio.Future) -> None:
+    if future.cancelled():
+        return
     outcome = future.result()
-    if outcome.failed:
+    if outcome.stream is not None:
+        asyncio.ensure_future(discard(outcome.stream))
+    elif outcome.failed:
         log(f"Asynchronous invocation failed: {outcome.body.decode(errors='replace')[:1000]}")

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import secrets
 import signal
 import time
 import uuid
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from klr.config import Settings
+from klr.errors import ApiError, error_body
+from klr.log import log
 
 
 @dataclass
@@ -33,6 +35,8 @@ class Outcome:
     status: int = 200
     error_type: str | None = None
     content_type: str = "application/json"
+    stream: AsyncIterator[bytes] | None = None  # a streamed result, relayed as it arrives
+    trailers: dict[str, str] = field(default_factory=dict)  # the stream's, once it has ended
 
     @property
     def failed(self) -> bool:
@@ -40,8 +44,7 @@ class Outcome:
 
     @classmethod
     def error(cls, status: int, error_type: str, message: str) -> Outcome:
-        body = json.dumps({"errorType": error_type, "errorMessage": message}).encode()
-        return cls(body, status, error_type)
+        return cls(error_body(error_type, message), status, error_type)
 
 
 @dataclass
@@ -89,30 +92,17 @@ class WorkQueue:
         else:
             self._pending.append(invocation)
 
-    async def take(self) -> Invocation:
-        if self._pending:
-            return self._pending.popleft()
+    def take(self) -> asyncio.Future:
+        """A future of the next invocation. Invocations whose caller has gone are skipped; an
+        invoker that stops waiting cancels the future and is passed over."""
         waiter = asyncio.get_running_loop().create_future()
+        while self._pending:
+            invocation = self._pending.popleft()
+            if not invocation.outcome.done():
+                waiter.set_result(invocation)
+                return waiter
         self._idle.append(waiter)
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            # Cancelled after being handed an invocation: give it to someone else.
-            if waiter.done() and not waiter.cancelled():
-                self.submit(waiter.result(), front=True)
-            raise
-
-
-class RuntimeApiError(Exception):
-    """A Runtime API call the current state does not allow; carries Lambda's status and type."""
-
-    def __init__(self, status: int, error_type: str, message: str):
-        super().__init__(message)
-        self.status, self.error_type, self.message = status, error_type, message
-
-
-def log(line: str) -> None:
-    print(line, flush=True)
+        return waiter
 
 
 class Invoker:
@@ -137,7 +127,8 @@ class Invoker:
         self._started_at = 0.0
         self.deadline_ms = 0
         self._deadline_timer: asyncio.TimerHandle | None = None
-        self._waiting_for_work: asyncio.Future | None = None
+        self._next_task: asyncio.Task | None = None  # a /next waiting for work
+        self._status_fd = -1  # /proc/<pid>/status of the process, for its peak memory
 
     @property
     def ready(self) -> bool:
@@ -176,8 +167,11 @@ class Invoker:
 
     def _on_exit(self, returncode: int) -> bool:
         """Settle what the process left behind; True when it died before asking for work."""
-        if self._waiting_for_work:
-            self._waiting_for_work.cancel()
+        if self._next_task is not None:
+            self._next_task.cancel()
+        if self._status_fd >= 0:
+            os.close(self._status_fd)
+            self._status_fd = -1
         reason = (
             f"signal: {signal.Signals(-returncode).name}"
             if returncode < 0
@@ -213,8 +207,14 @@ class Invoker:
 
     async def next_invocation(self) -> Invocation:
         if self.current is not None:
-            raise RuntimeApiError(
+            raise ApiError(
                 403, "InvalidStateTransition", f"Invocation {self.current.id} has no result yet"
+            )
+        if self._next_task is not None:
+            raise ApiError(
+                403,
+                "InvalidStateTransition",
+                "Another /next of this runtime is already waiting for the next invocation",
             )
         if not self.initialized:
             self.initialized = True
@@ -222,11 +222,17 @@ class Invoker:
         if self.reserved:
             invocation, self.reserved = self.reserved, None
         else:
-            self._waiting_for_work = asyncio.ensure_future(self.queue.take())
+            waiter = self.queue.take()
+            self._next_task = asyncio.current_task()
             try:
-                invocation = await self._waiting_for_work
+                invocation = await waiter
+            except asyncio.CancelledError:
+                # The runtime went away (its connection, or the process) while waiting.
+                if waiter.done() and not waiter.cancelled():
+                    self.queue.submit(waiter.result(), front=True)
+                raise
             finally:
-                self._waiting_for_work = None
+                self._next_task = None
         self.current = invocation
         self._started_at = time.monotonic()
         self.deadline_ms = int((time.time() + self.settings.timeout) * 1000)
@@ -236,6 +242,14 @@ class Invoker:
         log(f"START RequestId: {invocation.id} Version: {self.settings.function_version}")
         return invocation
 
+    def give_back(self, invocation: Invocation) -> None:
+        """A /next whose answer could not be delivered: another runtime gets the invocation."""
+        if self.current is invocation:
+            self._cancel_deadline()
+            self.current = None
+            log(f"RequestId: {invocation.id} was not delivered: the runtime's /next went away")
+            self.queue.submit(invocation, front=True)
+
     def finish(self, request_id: str, outcome: Outcome) -> None:
         invocation = self._current_for(request_id)
         self._cancel_deadline()
@@ -243,19 +257,31 @@ class Invoker:
         self.current, self.last_finished_id = None, invocation.id
         self._log_end(invocation)
 
+    def begin_stream(self, request_id: str, outcome: Outcome) -> Invocation | None:
+        """A streamed result: the caller gets it now, while the invocation stays current (and
+        its deadline runs) until `end_stream`. None when the caller has already gone."""
+        invocation = self._current_for(request_id)
+        return invocation if invocation.finish(outcome) else None
+
+    def end_stream(self, request_id: str) -> None:
+        if self.current is not None and self.current.id == request_id:
+            self._cancel_deadline()
+            invocation, self.current, self.last_finished_id = self.current, None, request_id
+            self._log_end(invocation)
+
     def fail_init(self, outcome: Outcome) -> None:
         if self.initialized:
-            raise RuntimeApiError(403, "InvalidStateTransition", "Init has already completed")
+            raise ApiError(403, "InvalidStateTransition", "Init has already completed")
         self.init_error = outcome
 
     def _current_for(self, request_id: str) -> Invocation:
         if self.current is not None and self.current.id == request_id:
             return self.current
         if request_id == self.last_finished_id:
-            raise RuntimeApiError(
+            raise ApiError(
                 403, "InvalidStateTransition", f"Invocation {request_id} already has a result"
             )
-        raise RuntimeApiError(400, "InvalidRequestID", "Invalid request ID")
+        raise ApiError(400, "InvalidRequestID", "Invalid request ID")
 
     def _time_out(self, invocation: Invocation) -> None:
         seconds = f"{self.settings.timeout:.2f}"
@@ -293,14 +319,15 @@ class Invoker:
         log(f"END RequestId: {invocation.id}\n{report}")
 
     def _peak_memory_mb(self) -> int:
+        """VmHWM of the process, read from a descriptor kept open: one system call."""
         try:
-            with open(f"/proc/{self.process.pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmHWM:"):
-                        return int(line.split()[1]) // 1024
+            if self._status_fd < 0:
+                self._status_fd = os.open(f"/proc/{self.process.pid}/status", os.O_RDONLY)
+            status = os.pread(self._status_fd, 4096, 0)
         except (OSError, AttributeError):
-            pass
-        return 0
+            return 0
+        start = status.find(b"VmHWM:")
+        return int(status[start + 6 : status.index(b"kB", start)]) // 1024 if start >= 0 else 0
 
     @staticmethod
     def _ms_since(start: float) -> float:

@@ -6,28 +6,26 @@ The state itself lives on the Invoker; this module is the HTTP side of it.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
-import json
 import re
+from collections.abc import Awaitable
 
 from klr.config import MAX_RESPONSE_BYTES
-from klr.http import Request, Response
-from klr.invokers import Invoker, Outcome, RuntimeApiError
+from klr.errors import ApiError
+from klr.http import Request, Response, discard, error_response
+from klr.invokers import Invoker, Outcome
+from klr.log import log
 
 PREFIX = "/2018-06-01/runtime/"
 INVOCATION_ROUTE = re.compile(r"invocation/([^/]+)/(response|error)")
 # Lambda keeps an error type only in this shape; anything else becomes *.Unknown.
 ERROR_TYPE_SHAPE = re.compile(r"(Runtime|Function)\.[A-Z][a-zA-Z]+")
-
-
-def api_error(status: int, error_type: str, message: str) -> Response:
-    body = json.dumps({"errorType": error_type, "errorMessage": message}).encode()
-    return Response(status, body, [("Content-Type", "application/json")])
-
-
-ACCEPTED = Response(202, b'{"status":"OK"}', [("Content-Type", "application/json")])
+ERROR_TRAILERS = ("lambda-runtime-function-error-type", "lambda-runtime-function-error-body")
+ACCEPTED_BODY = b'{"status":"OK"}'
+JSON = ("Content-Type", "application/json")
 
 
 def normalized_error_type(raw: str) -> str:
@@ -36,80 +34,170 @@ def normalized_error_type(raw: str) -> str:
     return "Function.Unknown" if raw.startswith("Function.") else "Runtime.Unknown"
 
 
+def _accepted() -> Response:
+    return Response(202, ACCEPTED_BODY, [JSON])
+
+
 class RuntimeApi:
     """Routes one invoker's Runtime API requests to it."""
 
     def __init__(self, invoker: Invoker):
         self.invoker = invoker
 
-    async def handle(self, request: Request) -> Response:
-        route = request.path[len(PREFIX) :] if request.path.startswith(PREFIX) else None
+    def handle(self, request: Request) -> Response | Awaitable[Response]:
+        target = request.target
+        route = target[len(PREFIX) :] if target.startswith(PREFIX) else ""
         try:
             if route == "invocation/next" and request.method == "GET":
-                return await self._next(request)
+                return self._next()
             if route == "init/error" and request.method == "POST":
                 self.invoker.fail_init(self._error_outcome(request, status=502))
-                return ACCEPTED
-            match = INVOCATION_ROUTE.fullmatch(route or "")
+                return _accepted()
+            match = INVOCATION_ROUTE.fullmatch(route)
             if match and request.method == "POST":
+                if request.stream is not None:
+                    return self._streamed_result(request, match.group(1))
                 return self._result(request, match.group(1), match.group(2))
-        except RuntimeApiError as error:
-            return api_error(error.status, error.error_type, error.message)
-        return api_error(404, "NotFound", f"No Runtime API route {request.method} {request.path}")
+        except ApiError as error:
+            return error_response(error.status, error.error_type, error.message)
+        return error_response(
+            404, "NotFound", f"No Runtime API route {request.method} {request.target}"
+        )
 
-    async def _next(self, request: Request) -> Response:
+    def streams(self, request: Request) -> bool:
+        """A streamed response is relayed as it arrives (Lambda's response streaming)."""
+        return (
+            request.method == "POST"
+            and request.header("lambda-runtime-function-response-mode").lower() == "streaming"
+            and request.target.endswith("/response")
+        )
+
+    def on_broken(self, request: Request, error: Exception) -> None:
+        """A result whose body never arrived whole fails its invocation now, not at the timeout."""
+        match = INVOCATION_ROUTE.fullmatch(request.target[len(PREFIX) :])
+        if not match or request.stream is not None:  # a stream's reader hears of it itself
+            return
+        message = f"The runtime's {match.group(2)} could not be read: {error}"
+        log(f"RequestId: {match.group(1)} Error: {message}")
+        with contextlib.suppress(ApiError):
+            self.invoker.finish(
+                match.group(1), Outcome.error(502, "Runtime.MalformedResponse", message)
+            )
+
+    async def _next(self) -> Response:
         invoker = self.invoker
-        invocation = await invoker.next_invocation()
+        try:
+            invocation = await invoker.next_invocation()
+        except ApiError as error:
+            return error_response(error.status, error.error_type, error.message)
         headers = [
-            ("Content-Type", "application/json"),
+            JSON,
             ("Lambda-Runtime-Aws-Request-Id", invocation.id),
             ("Lambda-Runtime-Deadline-Ms", str(invoker.deadline_ms)),
             ("Lambda-Runtime-Invoked-Function-Arn", invoker.settings.function_arn),
         ]
-        optional = [
-            ("Lambda-Runtime-Trace-Id", invocation.trace_id),
-            ("Lambda-Runtime-Client-Context", invocation.client_context),
-            ("Lambda-Runtime-Cognito-Identity", invocation.cognito_identity),
-            ("Lambda-Runtime-Aws-Tenant-Id", invocation.tenant_id),
-        ]
-        headers += [(name, value) for name, value in optional if value]
-        return Response(200, invocation.event, headers)
+        if invocation.trace_id:
+            headers.append(("Lambda-Runtime-Trace-Id", invocation.trace_id))
+        if invocation.client_context:
+            headers.append(("Lambda-Runtime-Client-Context", invocation.client_context))
+        if invocation.cognito_identity:
+            headers.append(("Lambda-Runtime-Cognito-Identity", invocation.cognito_identity))
+        if invocation.tenant_id:
+            headers.append(("Lambda-Runtime-Aws-Tenant-Id", invocation.tenant_id))
+        return Response(
+            200, invocation.event, headers, undelivered=lambda: invoker.give_back(invocation)
+        )
 
     def _result(self, request: Request, request_id: str, kind: str) -> Response:
         mode = request.header("lambda-runtime-function-response-mode")
         if mode and mode.lower() != "streaming":
-            return api_error(400, "InvalidFunctionResponseMode", f"Unknown response mode {mode!r}")
+            return error_response(
+                400, "InvalidFunctionResponseMode", f"Unknown response mode {mode!r}"
+            )
         if request.body_too_large:
             self.invoker.finish(
                 request_id,
                 Outcome.error(
                     502,
                     "Function.ResponseSizeTooLarge",
-                    f"Response payload size ({request.body_size} bytes) exceeded maximum allowed "
-                    f"payload size ({MAX_RESPONSE_BYTES} bytes).",
+                    f"Response payload size ({request.body_size} bytes) exceeded maximum "
+                    f"allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
                 ),
             )
-            return api_error(
+            return error_response(
                 413,
                 "RequestEntityTooLarge",
                 f"Payload exceeds the maximum of {MAX_RESPONSE_BYTES} bytes",
             )
-        if kind == "error" or request.trailers.get("lambda-runtime-function-error-type"):
+        if kind == "error" or request.trailers.get(ERROR_TRAILERS[0]):
             outcome = self._error_outcome(request)
         else:
             outcome = Outcome(request.body, 200, None, request.header("content-type"))
         self.invoker.finish(request_id, outcome)
-        return ACCEPTED
+        return _accepted()
+
+    async def _streamed_result(self, request: Request, request_id: str) -> Response:
+        """Hand the body to the invocation's caller as it arrives; answer once all of it has
+        been relayed. Error trailers reach the caller after the body, as its trailers."""
+        relay = _Relay(request)
+        content_type = request.header("content-type")
+        outcome = Outcome(b"", 200, None, content_type, stream=relay)
+        invocation = self.invoker.begin_stream(request_id, outcome)
+        try:
+            if invocation is None:  # its caller has gone: nobody will read the stream
+                await discard(relay)
+            await relay.relayed
+        except ConnectionError as error:
+            log(f"RequestId: {request_id} Error: the streamed response broke off: {error}")
+            return error_response(400, "InvalidResponse", f"The streamed response broke: {error}")
+        finally:
+            self.invoker.end_stream(request_id)
+        return _accepted()
 
     @staticmethod
     def _error_outcome(request: Request, status: int = 500) -> Outcome:
         """An error the runtime reported, body passed through: each client's shape survives."""
-        error_type = request.trailers.get("lambda-runtime-function-error-type") or request.header(
+        error_type = request.trailers.get(ERROR_TRAILERS[0]) or request.header(
             "lambda-runtime-function-error-type"
         )
         body = request.body
-        trailer_body = request.trailers.get("lambda-runtime-function-error-body")
+        trailer_body = request.trailers.get(ERROR_TRAILERS[1])
         if trailer_body:
             with contextlib.suppress(binascii.Error):
                 body = base64.b64decode(trailer_body)
         return Outcome(body, status, normalized_error_type(error_type))
+
+
+class _Relay:
+    """A streamed response body on its way from the runtime to the caller: `relayed` settles
+    once the caller has read all of it (ConnectionError if it broke off)."""
+
+    def __init__(self, request: Request):
+        self._request = request
+        self._chunks = request.stream
+        self.relayed = asyncio.get_running_loop().create_future()
+
+    def __aiter__(self) -> _Relay:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self._chunks.__anext__()
+        except StopAsyncIteration:
+            self._settle(None)
+            raise
+        except Exception as error:
+            self._settle(ConnectionError(str(error)))
+            raise
+
+    def _settle(self, error: Exception | None) -> None:
+        if not self.relayed.done():
+            if error is None:
+                self.relayed.set_result(None)
+            else:
+                self.relayed.set_exception(error)
+
+    def trailers(self) -> list[tuple[str, str]]:
+        """The runtime's error trailers, passed on to the caller."""
+        sent = self._request.trailers
+        return [(name.title(), sent[name]) for name in ERROR_TRAILERS if sent.get(name)]

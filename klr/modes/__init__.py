@@ -1,8 +1,9 @@
 """Event modes: how an HTTP request becomes a Lambda event and an outcome becomes a response.
 
 Each mode is a module with one class, built from the Settings, offering `to_event(request)` and
-`to_response(outcome)`; EVENT_TYPE picks one. Adding a mode is adding a module and a line in
-`mode_for`.
+`to_response(outcome)`, and saying whether it `streams` (relays a streamed result as it arrives;
+otherwise the front door reads it whole first). EVENT_TYPE picks one. Adding a mode is adding a
+module and a line in `mode_for`. A request that cannot become an event raises ApiError.
 """
 
 from __future__ import annotations
@@ -11,19 +12,14 @@ import json
 from typing import Protocol
 
 from klr.config import Settings
+from klr.errors import ApiError
 from klr.http import Request, Response
 from klr.invokers import Outcome
 
 
-class BadInput(Exception):
-    """The request cannot become an event; answered with its status and a JSON error."""
-
-    def __init__(self, status: int, error_type: str, message: str):
-        super().__init__(message)
-        self.status, self.error_type, self.message = status, error_type, message
-
-
 class Mode(Protocol):
+    streams: bool
+
     def to_event(self, request: Request) -> bytes: ...
 
     def to_response(self, outcome: Outcome) -> Response: ...
@@ -35,8 +31,8 @@ def json_event(body: bytes) -> bytes:
         return b"{}"
     try:
         json.loads(body)
-    except ValueError as error:
-        raise BadInput(
+    except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
+        raise ApiError(
             400,
             "InvalidRequestContentException",
             f"Could not parse request body into json: {error}. "

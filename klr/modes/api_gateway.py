@@ -15,16 +15,28 @@ import uuid
 from urllib.parse import parse_qsl
 
 from klr.config import Settings
-from klr.http import Request, Response
-from klr.invokers import Outcome, log
+from klr.http import Request, Response, check_field
+from klr.invokers import Outcome
+from klr.log import log
 from klr.modes import json_response
 
 INTERNAL_ERROR = {"message": "Internal server error"}
 # Hop-by-hop and framing headers are the server's to set, not the function's.
-SERVER_HEADERS = {"content-length", "transfer-encoding", "connection"}
+SERVER_HEADERS = {
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+}
 
 
 class ApiGatewayMode:
+    streams = False
+
     def __init__(self, settings: Settings):
         self.account_id = settings.account_id
 
@@ -79,7 +91,7 @@ class ApiGatewayMode:
             return json_response(502, INTERNAL_ERROR)
         try:
             return _proxy_response(json.loads(outcome.body))
-        except (ValueError, TypeError, binascii.Error) as error:
+        except (ValueError, TypeError, RecursionError, binascii.Error) as error:
             log(
                 f"Execution failed due to configuration error: Malformed Lambda proxy response: {error}"
             )
@@ -106,8 +118,12 @@ def _proxy_response(result: object) -> Response:
     headers = [
         (name, _text(value)) for name, value in single.items() if name.lower() not in overridden
     ]
+    if not all(isinstance(values, list) for values in multi.values()):
+        raise TypeError("each multiValueHeaders entry must be a list")
     headers += [(name, _text(value)) for name, values in multi.items() for value in values]
     headers = [(name, value) for name, value in headers if name.lower() not in SERVER_HEADERS]
+    for name, value in headers:
+        check_field(name, value)  # no header can split the response or forge another
     if not any(name.lower() == "content-type" for name, _ in headers):
         headers.append(("Content-Type", "application/json"))
     return Response(status, raw, headers)

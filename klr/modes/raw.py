@@ -11,6 +11,8 @@ from klr.modes import json_event
 
 
 class RawMode:
+    streams = True
+
     def __init__(self, settings: Settings):
         """Raw mode needs no settings; every mode is built the same way."""
 
@@ -18,6 +20,14 @@ class RawMode:
         return json_event(request.body)
 
     def to_response(self, outcome: Outcome) -> Response:
+        if outcome.stream is not None:
+            content_type = outcome.content_type or "application/octet-stream"
+            return Response(
+                outcome.status,
+                headers=[("Content-Type", content_type)],
+                stream=outcome.stream,
+                trailers=outcome.stream.trailers,
+            )
         content_type = (
             "application/json"
             if outcome.failed or _is_json(outcome)
@@ -33,5 +43,5 @@ def _is_json(outcome: Outcome) -> bool:
     try:
         json.loads(outcome.body)
         return True
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
