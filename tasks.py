@@ -11,10 +11,10 @@ from json import dumps
 import docker
 from invoke import Exit, task
 
-from conformance.conftest import LANGUAGES, build_user_image, sample_handlers
-from images import REPO_ROOT, UserError, host, matrix, publish, report, rootfs
+from images import REPO_ROOT, UserError, functions, host, matrix, publish, report, rootfs
 from images import bench as bench_images
 from images import build as builder
+from images import docs as readme
 
 RUNTIME_HELP = "a runtime id from images/runtimes.toml; repeatable (default: all available)"
 # Runtimes this invoke run has already built (or reported unavailable), so that `invoke build
@@ -74,9 +74,8 @@ def test(c, runtime=None):
     with _user_errors():
         selected = [r for r in matrix.load().select(runtime) if not r.unavailable]
     ids = [r.id for r in selected]
-    # klr-provided's sample handlers are built in klr-go, so it is built too.
-    builders = [b for r in selected for b in LANGUAGES[r.language].built_with]
-    build(c, runtime=runtime and runtime + builders)
+    # The images the sample functions are built in are built too (klr-go for klr-provided).
+    build(c, runtime=runtime and functions.with_builders(selected))
     suites = [
         ("unit tests", ["tests"]),
         ("conformance", ["conformance", *(f"--runtime={i}" for i in ids)]),
@@ -124,19 +123,35 @@ def list_(c, json=False):
 @task(iterable=["runtime"], help={"runtime": RUNTIME_HELP})
 def bench(c, runtime=None):
     """Measure each image serving the echo handler: cold start, latency, throughput, memory."""
-    build(c, runtime=runtime)
     with _user_errors():
         todo = _available(matrix.load().select(runtime))
+    # The images the sample functions are built in are built too (klr-go for klr-provided).
+    build(c, runtime=runtime and functions.with_builders(todo))
+    with _user_errors():
         host.ensure_docker()
         client = docker.from_env()
         figures = []
         for r in todo:
-            language = LANGUAGES[r.language]
             print(f"Measuring {r.image}", flush=True)
-            image = build_user_image(client, f"klr-bench-{r.id}", sample_handlers(r), r.image)
-            figures.append(bench_images.measure(client, r, image, language.handler.format("echo")))
+            image = functions.sample_image(client, r, "bench")
+            handler = functions.SAMPLES[r.language].handler.format("echo")
+            figures.append(bench_images.measure(client, r, image, handler))
+        images = [r.image for r in matrix.load().runtimes.values()]
+        bench_images.save_report(figures, images)
+        readme.update(matrix.load())
     print()
     print(report.table(bench_images.Figures.HEADERS, [f.row() for f in figures]))
+    print(f"\nKept in {bench_images.REPORT_FILE.name}; README.md's tables are written from it")
+
+
+@task(help={"check": "change nothing; fail if README.md's tables are not what they would be"})
+def docs(c, check=False):
+    """Write README.md's images and performance tables from the matrix and the bench report."""
+    with _user_errors():
+        stale = readme.update(matrix.load(), check)
+    if check and stale:
+        raise Exit("error: README.md's generated tables are stale: run ./invoke docs", code=1)
+    print("README.md's tables are " + ("rewritten" if stale else "up to date"))
 
 
 @task(iterable=["runtime"], help={"runtime": RUNTIME_HELP})

@@ -164,8 +164,7 @@ def test_sigterm_drains_and_exits_0(start):
     function = start("sleep")
     with ThreadPoolExecutor(1) as pool:
         in_flight = pool.submit(function.invoke, {"seconds": 1})
-        while "START RequestId" not in function.logs():
-            time.sleep(0.05)
+        function.wait_for_log("START RequestId")  # the invocation is in flight
         function.container.stop(timeout=20)
         assert in_flight.result().json() == {"slept": 1}
     assert function.container.wait()["StatusCode"] == 0

@@ -5,7 +5,8 @@ test_go.py and the Java fixtures."""
 
 from __future__ import annotations
 
-from conftest import HERE, Function, build_user_image, project_files
+from conformance.harness import HERE, run_function
+from images import functions
 
 EXPECTED = {
     "python": ({}, {"six": "1.17.0"}),
@@ -17,14 +18,14 @@ LANGUAGE = tuple(EXPECTED)
 
 def test_declared_dependencies_are_installed(docker_client, runtime):
     event, expected = EXPECTED[runtime.language]
-    tag = build_user_image(
+    tag = functions.build(
         docker_client,
         f"klr-dependencies-{runtime.id}",
-        project_files(HERE / "dependencies" / runtime.language),
+        functions.project_files(HERE / "dependencies" / runtime.language),
         runtime.image,
     )
-    function = Function(docker_client, tag, {})
+    function = run_function(docker_client, runtime, tag)
     try:
-        assert function.wait_for("/_klr/ready").invoke(event).json() == expected
+        assert function.invoke(event).json() == expected
     finally:
         function.remove()

@@ -9,8 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import HERE, HOST_CA_BUNDLE, Function, seed_function
-from private_go_proxy import PASSWORD, PrivateModuleProxy
+
+from conformance.harness import HERE, run_function, seed_function
+from conformance.private_go_proxy import PASSWORD, PrivateModuleProxy
+from images import functions
 
 LANGUAGE = "go"
 
@@ -63,7 +65,7 @@ def test_private_module_through_build_secret(docker_client, runtime, tmp_path):
     with PrivateModuleProxy(project / "module", tmp_path) as proxy:
         (tmp_path / "netrc").write_text(proxy.netrc)
         (context / "ca-certificates.crt").write_bytes(
-            Path(os.environ.get("SSL_CERT_FILE", HOST_CA_BUNDLE)).read_bytes()
+            Path(os.environ.get("SSL_CERT_FILE", functions.HOST_CA_BUNDLE)).read_bytes()
             + proxy.certificate.read_bytes()
         )
         tag = f"klr-private-go-{runtime.id}"
@@ -72,8 +74,7 @@ def test_private_module_through_build_secret(docker_client, runtime, tmp_path):
                 *buildkit_build(),
                 "--network",
                 "host",
-                "--label",
-                "klr.test=1",
+                *(f"--label={k}={v}" for k, v in functions.TEST_LABELS.items()),
                 "--tag",
                 tag,
                 "--secret",
@@ -90,7 +91,7 @@ def test_private_module_through_build_secret(docker_client, runtime, tmp_path):
         assert proxy.authorised_requests and not proxy.refused_requests
     layers = b"".join(docker_client.images.get(tag).save())
     assert PASSWORD.encode() not in layers
-    function = Function(docker_client, tag, {}).wait_for("/_klr/ready")
+    function = run_function(docker_client, runtime, tag)
     try:
         assert function.invoke({"name": "Foo"}).json() == "Hello Foo, from a private module!"
     finally:

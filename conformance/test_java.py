@@ -10,7 +10,8 @@ import json
 
 import pytest
 import requests
-from conftest import seed_function
+
+from conformance.harness import seed_function
 
 LANGUAGE = "java"
 

@@ -11,7 +11,8 @@ import json
 
 import pytest
 import requests
-from conftest import seed_function
+
+from conformance.harness import seed_function
 
 LANGUAGE = "node"
 INVOKE_API = "/2015-03-31/functions/function/invocations"

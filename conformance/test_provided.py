@@ -3,7 +3,7 @@ Go binary built elsewhere."""
 
 from __future__ import annotations
 
-from conftest import seed_function
+from conformance.harness import seed_function
 
 LANGUAGE = "provided"
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import HERE, Function, build_user_image, project_files
+
+from conformance.harness import HERE, run_function
+from images import functions
 
 LANGUAGE = "python"
 
@@ -18,12 +20,12 @@ LANGUAGE = "python"
 def test_seed_example(docker_client, runtime, entrypoint):
     """handler.endpoint from the seed, built from the user's three-line Dockerfile, and from the
     original KLR Dockerfile that names the entrypoint, answers a curl-style POST."""
-    files = project_files(HERE / "seed" / "python27")
+    files = functions.project_files(HERE / "seed" / "python27")
     files["Dockerfile"] += entrypoint.encode()
-    tag = build_user_image(docker_client, f"klr-seed-python-{runtime.id}", files, runtime.image)
-    function = Function(docker_client, tag, {})
+    tag = functions.build(docker_client, f"klr-seed-python-{runtime.id}", files, runtime.image)
+    function = run_function(docker_client, runtime, tag)
     try:
-        result = function.wait_for("/_klr/ready").invoke(data='{"name":"Foo"}')
+        result = function.invoke(data='{"name":"Foo"}')
         assert result.status_code == 200
         assert result.json()["statusCode"] == 200
         assert json.loads(result.json()["body"])["message"].startswith(

@@ -9,7 +9,7 @@ import re
 import time
 from datetime import datetime, timezone
 
-from conftest import seed_function
+from conformance.harness import seed_function
 
 LANGUAGE = "ruby"
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import docker
 
 from images import REPO_ROOT, downloads, report
-from images.matrix import MATRIX_FILE, Publish, Runtime
+from images.functions import TEST_LABELS
+from images.matrix import BASE_REPOSITORY, IMAGE_PREFIX, MATRIX_FILE, Publish, Runtime
 
 TEMPLATE = MATRIX_FILE.parent / "Dockerfile"
 LANGUAGE_MARKER = "# KLR-LANGUAGE\n"
@@ -23,7 +24,6 @@ LANGUAGE_MARKER = "# KLR-LANGUAGE\n"
 # Output lines kept to explain a failed build when only step lines were shown.
 FAILURE_CONTEXT_LINES = 40
 STEP_LINE_WIDTH = 110
-TEST_CONTAINER_LABEL = "klr.test=1"
 
 
 @dataclass
@@ -153,7 +153,9 @@ def size_mb(client: docker.APIClient, image: str) -> float | None:
 
 def clean(client: docker.APIClient, publish: Publish) -> tuple[int, int]:
     """Remove KLR test containers, then every klr-* and klr-base image; the counts removed."""
-    containers = client.containers(all=True, filters={"label": TEST_CONTAINER_LABEL})
+    containers = client.containers(
+        all=True, filters={"label": [f"{k}={v}" for k, v in TEST_LABELS.items()]}
+    )
     for container in containers:
         client.remove_container(container["Id"], force=True)
     published = f"{publish.registry}/{publish.owner}/"
@@ -161,10 +163,10 @@ def clean(client: docker.APIClient, publish: Publish) -> tuple[int, int]:
         tag
         for img in client.images()
         for tag in img.get("RepoTags") or ()
-        if tag.removeprefix(published).startswith("klr-")
+        if tag.removeprefix(published).startswith(IMAGE_PREFIX)
     ]
     dangling = client.images(quiet=True, filters={"dangling": True, "label": "klr.runtime"})
     # Bases last: the runtime images are built on them.
-    for ref in sorted(tags, key=lambda t: t.startswith("klr-base:")) + dangling:
+    for ref in sorted(tags, key=lambda t: t.startswith(f"{BASE_REPOSITORY}:")) + dangling:
         client.remove_image(ref, force=True)
     return len(containers), len(tags) + len(dangling)

@@ -31,6 +31,13 @@ BUILD_FIELDS = ("suite",)
 DOWNLOAD_REGISTRIES = ("npm", "pypi", "go", "maven")
 PUBLISH_FIELDS = ("registry", "owner", "source")
 ID_PATTERN = re.compile(r"[a-z][a-z0-9]*")
+IMAGE_PREFIX = "klr-"  # klr-<id>
+BASE_REPOSITORY = "klr-base"  # klr-base:<suite>, the Debian root filesystems
+# How long one bootstrap may take to start and ask for work, alone on a core of a busy
+# machine: seconds for a native interpreter, far more for a JVM (the Java images; ruby25's
+# JRuby needs about 6 s even on an idle machine).
+STARTUP_SECONDS = 30
+JVM_STARTUP_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -61,11 +68,17 @@ class Runtime:
 
     @property
     def image(self) -> str:
-        return f"klr-{self.id}"
+        return f"{IMAGE_PREFIX}{self.id}"
 
     @property
     def base_image(self) -> str:
-        return f"klr-base:{self.suite}"
+        return base_image(self.suite)
+
+    @property
+    def startup_seconds(self) -> float:
+        """The start-up allowance of one bootstrap; a row on a JVM installs a Java runtime."""
+        on_jvm = any(p.startswith("openjdk-") for p in self.packages)
+        return JVM_STARTUP_SECONDS if on_jvm else STARTUP_SECONDS
 
     @property
     def dockerfile(self) -> Path:
@@ -92,6 +105,10 @@ class Runtime:
             "INTERPRETER": self.interpreter,
             "EXECUTION_ENV": self.aws_execution_env,
         }
+
+
+def base_image(suite: str) -> str:
+    return f"{BASE_REPOSITORY}:{suite}"
 
 
 @dataclass(frozen=True)

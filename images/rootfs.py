@@ -13,6 +13,7 @@ import docker
 
 from images import UserError, host
 from images.build import Result, size_mb
+from images.matrix import BASE_REPOSITORY, base_image
 
 MIRROR = "http://deb.debian.org/debian"
 SECURITY_MIRROR = "http://deb.debian.org/debian-security"
@@ -28,10 +29,6 @@ LOCALE_HOOK = 'chroot "$1" localedef -i en_US -c -f UTF-8 en_US.UTF-8'
 # Installs usr-is-merged up front; without it apt satisfies init-system-helpers with usrmerge,
 # which drags in perl (about 50 MB). A no-op on suites that have no such package.
 MERGED_USR_HOOKS = "/usr/share/mmdebstrap/hooks/maybe-merged-usr"
-
-
-def image(suite: str) -> str:
-    return f"klr-base:{suite}"
 
 
 def mmdebstrap_command(suite: str, verbose: bool = False) -> list[str]:
@@ -65,11 +62,11 @@ def ensure(
     client: docker.APIClient, suite: str, refresh: bool = False, verbose: bool = False
 ) -> Result:
     """Build klr-base:<suite> unless it exists (or refresh is asked for)."""
-    what = f"debian {suite}"
-    if not refresh and client.images(name=image(suite)):
-        return Result(image(suite), what, None, size_mb(client, image(suite)), "exists, reused")
+    what, image = f"debian {suite}", base_image(suite)
+    if not refresh and client.images(name=image):
+        return Result(image, what, None, size_mb(client, image), "exists, reused")
     host.ensure_mmdebstrap()
-    print(f"Building {image(suite)} from {MIRROR} with mmdebstrap (about 30 s)", flush=True)
+    print(f"Building {image} from {MIRROR} with mmdebstrap (about 30 s)", flush=True)
     started = time.monotonic()
     # mmdebstrap's messages go to stderr, that is to the terminal; the tarball to the engine.
     proc = subprocess.Popen(mmdebstrap_command(suite, verbose), stdout=subprocess.PIPE)
@@ -81,7 +78,7 @@ def ensure(
         )
     except docker.errors.APIError as e:
         proc.terminate()
-        raise UserError(f"importing {image(suite)} into Docker failed: {e.explanation}") from None
+        raise UserError(f"importing {image} into Docker failed: {e.explanation}") from None
     finally:
         proc.stdout.close()
         returncode = proc.wait()
@@ -94,9 +91,9 @@ def ensure(
             f"mmdebstrap failed for suite '{suite}' (exit {returncode}); its output is above"
         )
     if not image_id:
-        raise UserError(f"importing {image(suite)} into Docker failed: {error or reply!r}")
-    client.tag(image_id, "klr-base", suite)
-    return Result(image(suite), what, time.monotonic() - started, size_mb(client, image(suite)))
+        raise UserError(f"importing {image} into Docker failed: {error or reply!r}")
+    client.tag(image_id, BASE_REPOSITORY, suite)
+    return Result(image, what, time.monotonic() - started, size_mb(client, image))
 
 
 def _import_outcome(reply: str) -> tuple[str | None, str | None]:

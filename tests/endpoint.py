@@ -1,15 +1,28 @@
 """What both test harnesses talk to: a function served over HTTP, by a local server process
-(tests/) or by a container (conformance/)."""
+(tests/) or by a container (conformance/).
+
+Every wait here goes through images.wait.until: it has a deadline sized by what the function's
+runtime needs to start (startup_seconds), and says on failure what it waited for.
+"""
 
 from __future__ import annotations
 
-import time
+import os
 
 import requests
+
+from images.matrix import STARTUP_SECONDS
+from images.wait import until
+
+# A log line lags the answer that the same server wrote it before by milliseconds; on a loaded
+# machine by more, never by this much.
+LOG_LAG_SECONDS = 10
 
 
 class Endpoint:
     url: str
+    # What one bootstrap may take to start and ask for work; a JVM image sets more.
+    startup_seconds: float = STARTUP_SECONDS
 
     def exit_status(self) -> str | None:
         """How the server ended, or None while it runs."""
@@ -18,39 +31,50 @@ class Endpoint:
     def logs(self) -> str:
         raise NotImplementedError
 
-    def wait_for(self, path: str, seconds: float = 30) -> Endpoint:
-        """Poll until `path` answers 200: ready means ready, never a fixed sleep."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+    def wait_for(self, path: str, seconds: float | None = None) -> Endpoint:
+        """Once `path` answers 200 (by default within one bootstrap's start-up allowance): ready
+        means ready, never a fixed sleep. A server that exits meanwhile fails at once."""
+
+        def answers() -> bool:
             ended = self.exit_status()
             if ended:
-                raise AssertionError(f"server {ended}:\n{self.logs()}")
+                raise AssertionError(f"server {ended} while waiting for {path}:\n{self.logs()}")
             try:
-                if requests.get(self.url + path, timeout=2).status_code == 200:
-                    return self
+                return requests.get(self.url + path, timeout=2).status_code == 200
             except requests.ConnectionError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"{path} did not answer 200 within {seconds} s:\n{self.logs()}")
+                return False
 
-    def wait_for_log(self, text: str, times: int = 1, seconds: float = 10) -> str:
+        until(
+            f"{self.url}{path} to answer 200", seconds or self.startup_seconds, answers, self.logs
+        )
+        return self
+
+    def wait_for_log(self, text: str, times: int = 1, seconds: float = LOG_LAG_SECONDS) -> str:
         """The log once `text` is in it `times` times: a container's log arrives a little after
         the answer that the same server wrote it before."""
-        deadline = time.monotonic() + seconds
-        while (logs := self.logs()).count(text) < times:
-            assert time.monotonic() < deadline, f"{text!r} not {times}x in the log:\n{logs}"
-            time.sleep(0.05)
-        return logs
+        return until(
+            f"{text!r} {times}x in the log",
+            seconds,
+            lambda: (logs := self.logs()).count(text) >= times and logs,
+            self.logs,
+        )
 
-    def wait_until_all_invokers_ready(self, seconds: float = 60) -> Endpoint:
-        """Poll until every bootstrap has initialised: some languages start slowly (JVMs)."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            state = requests.get(self.url + "/_klr/ready", timeout=2).json()
-            if state["readyInvokers"] == state["invokers"]:
-                return self
-            time.sleep(0.1)
-        raise AssertionError(f"not every invoker was ready within {seconds} s:\n{self.logs()}")
+    def wait_until_all_invokers_ready(self) -> Endpoint:
+        """Once every bootstrap has asked for work. They start together and share the cores,
+        so the allowance is one start-up per invoker beyond the machine's core count."""
+        invokers = self.ready_state()["invokers"]
+        seconds = self.startup_seconds * max(1, invokers / (os.cpu_count() or 1))
+        until(
+            f"all {invokers} invokers of {self.url} to ask for work",
+            seconds,
+            lambda: (state := self.ready_state())["readyInvokers"] == state["invokers"],
+            lambda: f"last /_klr/ready: {self.ready_state()}\n{self.logs()}",
+        )
+        return self
+
+    def ready_state(self) -> dict:
+        """/_klr/ready's body: {"ready": ..., "readyInvokers": n, "invokers": n}."""
+        return requests.get(self.url + "/_klr/ready", timeout=2).json()
 
     def invoke(self, event: object = None, path: str = "/", **kwargs) -> requests.Response:
         """POST an event (JSON) or any body (data=...) to the function."""

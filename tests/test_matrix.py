@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from images import UserError, build, matrix
+from images import UserError, bench, build, functions, matrix
 
 SEED_RUNTIMES = ("python27", "python37", "node4", "node10", "go", "java8", "ruby25")
 
@@ -47,6 +47,30 @@ def test_each_recipe_is_the_template_with_the_language_part_inserted():
         assert build.LANGUAGE_MARKER not in recipe
         assert runtime.dockerfile.read_text() in recipe
         assert recipe.rstrip().endswith("USER 993")
+
+
+def test_every_language_has_sample_functions_and_a_version_probe():
+    runtimes = matrix.load().runtimes
+    for runtime in runtimes.values():
+        samples = functions.SAMPLES[runtime.language]
+        assert (functions.SAMPLES_DIR / samples.folder / "Dockerfile").is_file()
+        assert "{}" in samples.handler
+        assert all(b in runtimes for b in samples.built_with)
+        assert runtime.language in bench.VERSION_PROBES
+
+
+def test_the_samples_build_images_are_built_with_the_runtimes_that_need_them():
+    m = matrix.load()
+    assert functions.with_builders(m.select(["provided"])) == ["provided", "go"]
+    assert functions.with_builders(m.select(["go", "python311"])) == ["go", "python311"]
+
+
+def test_jvm_rows_get_a_longer_startup_allowance():
+    runtimes = matrix.load().runtimes
+    assert runtimes["ruby25"].startup_seconds == matrix.JVM_STARTUP_SECONDS
+    assert runtimes["java21"].startup_seconds == matrix.JVM_STARTUP_SECONDS
+    assert runtimes["ruby33"].startup_seconds == matrix.STARTUP_SECONDS
+    assert runtimes["python311"].base_image == matrix.base_image("bookworm") == "klr-base:bookworm"
 
 
 @pytest.mark.parametrize(

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
 
 import pytest
-from conftest import PYTHON_FIXTURES, PYTHON_SHIM, free_port, python_interpreters
 
 from conformance import shim_probe
-from klr.config import MAX_RESPONSE_BYTES, Settings
-from klr.http import HttpServer
-from klr.invokers import Invocation, InvokerPool
-from klr.runtime_api import RuntimeApi
+from tests.local_server import PYTHON_FIXTURES, PYTHON_SHIM, python_interpreters
 
 
 @pytest.fixture(params=python_interpreters(), ids=lambda path: os.path.basename(path))
@@ -56,7 +51,13 @@ def test_missing_setting_is_one_clear_line_and_exit_1(interpreter, unset, messag
 def test_runtime_api_connection_rules(interpreter, scenario):
     """A dropped connection is retried once, then the shim exits; a refused result is not
     fatal; an unexpected status is (bootstrap/README.md, section 2)."""
-    probe = subprocess.run(
+    report = probe(interpreter, scenario)
+    assert shim_probe.problems(scenario, report) == [], report
+
+
+def probe(interpreter: str, scenario: str) -> dict:
+    """shim_probe.py's report on the shim's handling of the scenario."""
+    run = subprocess.run(
         [sys.executable, shim_probe.__file__, scenario, str(SHIM_START_SECONDS)]
         + [interpreter, str(PYTHON_SHIM)],
         env={**os.environ, "LAMBDA_TASK_ROOT": str(PYTHON_FIXTURES), "_HANDLER": "handler.echo"},
@@ -65,8 +66,7 @@ def test_runtime_api_connection_rules(interpreter, scenario):
         timeout=SHIM_START_SECONDS + 10,
         check=True,
     )
-    report = json.loads(probe.stdout)
-    assert shim_probe.problems(scenario, report) == [], report
+    return json.loads(run.stdout)
 
 
 def test_unicode_round_trip(start_server, interpreter):
@@ -155,30 +155,8 @@ def test_function_output_comes_between_start_and_end(start_server, interpreter):
     assert f"REPORT RequestId: {request_id}\tDuration: " in logs
 
 
-def test_event_that_is_not_json_is_an_unmarshal_error(tmp_path, interpreter):
-    """The front door only lets JSON through, so this drives the pool directly."""
-    bootstrap = tmp_path / "bootstrap"
-    bootstrap.write_text(f"#!/bin/sh\nexec {interpreter} {PYTHON_SHIM}\n")
-    bootstrap.chmod(0o755)
-    settings = Settings.from_env(
-        {
-            "INVOKER_COUNT": "1",
-            "KLR_RUNTIME_API_PORT": str(free_port()),
-            "LAMBDA_TASK_ROOT": str(PYTHON_FIXTURES),
-        },
-        handler="handler.echo",
-    )
-
-    async def invoke_with_bad_event():
-        pool = InvokerPool(settings, str(bootstrap))
-        api = HttpServer(RuntimeApi(pool.invokers[0]).handle, MAX_RESPONSE_BYTES)
-        await api.start("127.0.0.1", settings.runtime_api_port)
-        pool.start()
-        try:
-            return await asyncio.wait_for(pool.submit(Invocation(b"{not json")), 20)
-        finally:
-            await pool.stop()
-            api.close()
-
-    outcome = asyncio.run(invoke_with_bad_event())
-    assert json.loads(outcome.body)["errorType"] == "Runtime.UnmarshalError"
+def test_event_that_is_not_json_is_an_unmarshal_error(interpreter):
+    """The front door only lets JSON through, so shim_probe.py sends it."""
+    report = probe(interpreter, "bad event")
+    (error,) = shim_probe.posted(report, "/error")
+    assert json.loads(error["body"])["errorType"] == "Runtime.UnmarshalError"
