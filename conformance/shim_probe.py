@@ -27,21 +27,24 @@ SCENARIOS = {
     "dropped": ["event", "drop", "accepted", "drop", "drop"],
     # A refused result is not fatal; a status the API never gives ends the shim.
     "refused": ["event", "too large", "server error"],
+    # An event that does not decode is the function's error, posted as one.
+    "bad event": ["bad event", "accepted", "server error"],
 }
 
 
 NEXT = "GET /2018-06-01/runtime/invocation/next"
 RESPONSE = f"POST /2018-06-01/runtime/invocation/{REQUEST_ID}/response"
+ERROR = f"POST /2018-06-01/runtime/invocation/{REQUEST_ID}/error"
+ERROR_CONTENT_TYPE = "application/vnd.aws.lambda.error+json"
+UNEXPECTED_500 = f"bootstrap: the Runtime API answered {NEXT} with HTTP 500"
 # What each scenario must see: the requests of each connection, and the shim's last words.
 EXPECTED = {
     "dropped": (
         [[NEXT, RESPONSE], [RESPONSE, NEXT], [NEXT]],
         "bootstrap: lost the Runtime API at ",
     ),
-    "refused": (
-        [[NEXT, RESPONSE, NEXT]],
-        f"bootstrap: the Runtime API answered {NEXT} with HTTP 500",
-    ),
+    "refused": ([[NEXT, RESPONSE, NEXT]], UNEXPECTED_500),
+    "bad event": ([[NEXT, ERROR, NEXT]], UNEXPECTED_500),
 }
 MISSING_SETTING = (
     "bootstrap: {} is not set; the runtime server (/opt/aws-custom-runtime) sets it to {} for "
@@ -60,9 +63,15 @@ def problems(scenario, report):
     found = []
     if seen != connections:
         found.append(f"requests by connection: {seen}, expected {connections}")
-    posted = [r["body"] for c in report["connections"] for r in c if r["method"] == "POST"]
-    if any(json.loads(body or "null") != json.loads(EVENT) for body in posted):
-        found.append(f"posted {posted}, expected the event echoed")
+    for request in posted(report, "/response"):
+        if json.loads(request["body"] or "null") != json.loads(EVENT):
+            found.append(f"posted the response {request['body']!r}, expected the event echoed")
+    for request in posted(report, "/error"):
+        headers = request["headers"]
+        if headers.get("content-type") != ERROR_CONTENT_TYPE:
+            found.append(f"posted an error as {headers.get('content-type')!r}")
+        if not headers.get("lambda-runtime-function-error-type"):
+            found.append("posted an error without Lambda-Runtime-Function-Error-Type")
     if report["status"] != 1:
         found.append(f"exit status {report['status']}, expected 1")
     lines = report["stderr"].strip().splitlines()
@@ -71,13 +80,19 @@ def problems(scenario, report):
     return found
 
 
+def posted(report, kind):
+    """The POST requests of the report whose path ends with `kind`."""
+    requests = [r for c in report["connections"] for r in c if r["method"] == "POST"]
+    return [r for r in requests if r["path"].endswith(kind)]
+
+
 def answer(action):
     """The bytes that answer a request, or None to drop the connection."""
-    if action == "event":
+    if action in ("event", "bad event"):
         deadline_ms = int(time.time() * 1000) + 300000
         return response(
             "200 OK",
-            EVENT,
+            EVENT if action == "event" else b"{not json",
             "Content-Type: application/json\r\n"
             f"Lambda-Runtime-Aws-Request-Id: {REQUEST_ID}\r\n"
             f"Lambda-Runtime-Deadline-Ms: {deadline_ms}\r\n"

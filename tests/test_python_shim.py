@@ -1,4 +1,5 @@
-"""The Python shim against the real server, on every Python the host has (3.x, and 2.7)."""
+"""The Python shim against the real server, and against shim_probe.py's scripted Runtime API for
+the connection rules; on every Python the host has (3.x, and 2.7)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,8 @@
  * the Lambda Runtime API (2018-06-01) at $AWS_LAMBDA_RUNTIME_API: get an event, call
  * handler(event, context, callback), post the result or error. What the function observes
  * (callback and promise semantics, the context object, error types and shapes, log lines)
- * follows the official Node.js runtime client.
+ * follows the official Node.js runtime client. Its sections and rules are those of every shim
+ * (bootstrap/README.md).
  *
  * One file, `http` only, written in the JavaScript that Node.js 4 parses (var, function
  * expressions, no import statement), so that it runs unchanged on Node.js 4 through 22.
@@ -19,26 +20,131 @@ var path = require('path');
 var url = require('url');
 var util = require('util');
 
-var API_PREFIX = '/2018-06-01/runtime';
-var ERROR_CONTENT_TYPE = 'application/vnd.aws.lambda.error+json';
-var LOG_LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'];
-// The official client's exit statuses, which the server answers by starting a fresh process.
-var EXIT_UNCAUGHT_EXCEPTION = 129;
-var EXIT_UNHANDLED_REJECTION = 128;
-
-function supportsEsModules(version) {
-  var parts = version.split('.').map(Number);
-  return parts[0] > 12 || (parts[0] === 12 && parts[1] >= 17);
-}
-
-// ES modules load with import() from Node.js 12.17 on. The expression is compiled here, so that
-// older versions, which cannot parse it, still parse this file.
-var importModule = supportsEsModules(process.versions.node)
-  ? new Function('specifier', 'return import(specifier)')
-  : null;
 
 var current = null; // the invocation whose result is not posted yet
 var currentRequestId; // for log lines; undefined during init, as on Lambda
+
+// ---- 1. Settings --------------------------------------------------------------------------------
+
+var MISSING_SETTING = 'bootstrap: %s is not set; the runtime server (/opt/aws-custom-runtime) ' +
+                      'sets it to %s for each bootstrap it starts: run that, or set it yourself';
+
+/** A setting the runtime server always gives: without it, say so and exit 1. */
+function requiredSetting(name, meaning) {
+  var value = process.env[name];
+  if (!value) {
+    exitWithMessage(util.format(MISSING_SETTING, name, meaning));
+  }
+  return value;
+}
+
+/** The shim's own last words go to stderr as they are: console.* is the function's log. */
+function exitWithMessage(message) {
+  process.stderr.write(message + '\n');
+  process.exit(1);
+}
+
+// ---- 2. Runtime API client ----------------------------------------------------------------------
+
+var API_PREFIX = '/2018-06-01/runtime';
+var ERROR_CONTENT_TYPE = 'application/vnd.aws.lambda.error+json';
+
+/**
+ * The Runtime API over one keep-alive connection, with the rules of bootstrap/README.md: one
+ * retry, an unexpected status ends the process. Each method calls back only on success. An
+ * idle kept-alive socket does not hold the event loop open, so "the event loop is empty" still
+ * means the function has nothing left.
+ */
+function RuntimeApiClient(address) {
+  var colon = address.lastIndexOf(':');
+  this.address = address;
+  this.host = address.slice(0, colon);
+  this.port = Number(address.slice(colon + 1));
+  this.agent = new http.Agent({keepAlive: true, maxSockets: 1});
+}
+
+/** done({requestId, event, headers}) with the next event, whenever there is one. */
+RuntimeApiClient.prototype.nextInvocation = function (done) {
+  var self = this;
+  var route = API_PREFIX + '/invocation/next';
+  this.request('GET', route, null, {}, function (response, body) {
+    if (response.statusCode !== 200) {
+      self.unexpected('GET', route, response.statusCode);
+    }
+    done({requestId: response.headers['lambda-runtime-aws-request-id'], event: body,
+          headers: response.headers});
+  });
+};
+
+RuntimeApiClient.prototype.postResponse = function (requestId, body, contentType, done) {
+  this.post('/invocation/' + encodeURIComponent(requestId) + '/response', body,
+            {'Content-Type': contentType}, done);
+};
+
+RuntimeApiClient.prototype.postError = function (requestId, body, errorType, done) {
+  this.post('/invocation/' + encodeURIComponent(requestId) + '/error', body, errorHeaders(errorType),
+            done);
+};
+
+RuntimeApiClient.prototype.postInitError = function (body, errorType, done) {
+  this.post('/init/error', body, errorHeaders(errorType), done);
+};
+
+function errorHeaders(errorType) {
+  // A header holds printable ASCII (node refuses anything else); an error's name may not be.
+  return {'Content-Type': ERROR_CONTENT_TYPE,
+          'Lambda-Runtime-Function-Error-Type': String(errorType).replace(/[^\x20-\x7e]/g, '?')};
+}
+
+RuntimeApiClient.prototype.post = function (route, body, headers, done) {
+  var self = this;
+  route = API_PREFIX + route;
+  this.request('POST', route, body, headers, function (response) {
+    var status = response.statusCode;
+    if (status >= 400 && status < 500) {
+      // The server refused this result (too large, stale id) and settled the invocation itself.
+      process.stderr.write('bootstrap: the Runtime API refused POST ' + route + ' with HTTP ' +
+                           status + '\n');
+    } else if (status !== 202) {
+      self.unexpected('POST', route, status);
+    }
+    done();
+  });
+};
+
+RuntimeApiClient.prototype.request = function (method, route, body, headers, done, retried) {
+  var self = this;
+  if (body !== null) {
+    headers['Content-Length'] = Buffer.byteLength(body);
+  }
+  var request = http.request({host: this.host, port: this.port, method: method, path: route,
+                              headers: headers, agent: this.agent}, function (response) {
+    var chunks = [];
+    response.on('data', function (chunk) {
+      chunks.push(chunk);
+    });
+    response.on('end', function () {
+      done(response, Buffer.concat(chunks).toString('utf8'));
+    });
+  });
+  request.on('error', function (error) {
+    if (retried) {
+      // The server is gone; it reports the lost bootstrap itself.
+      exitWithMessage('bootstrap: lost the Runtime API at ' + self.address + ': ' + error.message);
+    }
+    self.request(method, route, body, headers, done, true); // a dropped keep-alive connection
+  });
+  request.end(body === null ? undefined : body);
+};
+
+RuntimeApiClient.prototype.unexpected = function (method, route, status) {
+  exitWithMessage('bootstrap: the Runtime API answered ' + method + ' ' + route + ' with HTTP ' +
+                  status);
+};
+
+// ---- 3. Errors ----------------------------------------------------------------------------------
+
+var LOG_LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'];
 
 function runtimeError(type, message, cause) {
   var error = new Error(message);
@@ -90,46 +196,7 @@ function patchConsole() {
   console.fatal = logger('FATAL');
 }
 
-/** The Runtime API over one keep-alive connection. An idle kept-alive socket does not hold the
- * event loop open, so "the event loop is empty" still means the function has nothing left. */
-function RuntimeApi(address) {
-  var colon = address.lastIndexOf(':');
-  this.host = address.slice(0, colon);
-  this.port = Number(address.slice(colon + 1));
-  this.agent = new http.Agent({keepAlive: true, maxSockets: 1});
-}
-
-RuntimeApi.prototype.request = function (method, route, body, headers, done, retried) {
-  var self = this;
-  headers = headers || {};
-  if (body !== null) {
-    headers['Content-Length'] = Buffer.byteLength(body);
-  }
-  var request = http.request({host: this.host, port: this.port, method: method, path: API_PREFIX + route,
-                              headers: headers, agent: this.agent}, function (response) {
-    var chunks = [];
-    response.on('data', function (chunk) {
-      chunks.push(chunk);
-    });
-    response.on('end', function () {
-      done(response, Buffer.concat(chunks).toString('utf8'));
-    });
-  });
-  request.on('error', function () {
-    if (retried) {
-      process.exit(1); // the server is gone; it reports the lost connection itself
-    }
-    self.request(method, route, body, headers, done, true); // a dropped keep-alive connection
-  });
-  request.end(body === null ? undefined : body);
-};
-
-RuntimeApi.prototype.postInitError = function (description, after) {
-  this.request('POST', '/init/error', JSON.stringify(description), {
-    'Content-Type': ERROR_CONTENT_TYPE,
-    'Lambda-Runtime-Function-Error-Type': description.errorType
-  }, after);
-};
+// ---- 4. Context ---------------------------------------------------------------------------------
 
 function parseJsonHeader(value, what) {
   if (value === undefined) {
@@ -143,48 +210,16 @@ function parseJsonHeader(value, what) {
 }
 
 /**
- * One event being handled. Its result goes out once: the first of the callback's calls counts,
- * and so does the first of succeed/fail/done, and whichever of them answers first wins.
+ * Lambda's context object for one invocation, from its headers and the environment; `answer`
+ * (error, result) is how done, succeed and fail answer the invocation.
  */
-function Invocation(api, headers, next) {
-  var self = this;
-  this.api = api;
-  this.headers = headers;
-  this.id = headers['lambda-runtime-aws-request-id'];
-  this.next = next; // called once the result is posted
-  this.answered = false;
-  this.callbackCalled = false;
-  // What happens when the function leaves nothing to run and has not answered: a handler that
-  // never calls back answers null.
-  this.onIdle = function () {
-    self.finish(null, null);
-  };
-  this.callback = function (error, result) {
-    if (self.callbackCalled) {
-      return;
-    }
-    self.callbackCalled = true;
-    if (error !== undefined && error !== null) {
-      self.finish(error);
-    } else if (self.context.callbackWaitsForEmptyEventLoop) {
-      self.onIdle = function () {
-        self.finish(null, result);
-      };
-    } else {
-      self.finish(null, result);
-    }
-  };
-  this.context = this.makeContext();
-}
-
-Invocation.prototype.makeContext = function () {
-  var self = this;
+function makeContext(requestId, headers, answer) {
   var env = process.env;
-  var deadline = Number(this.headers['lambda-runtime-deadline-ms']);
+  var deadline = Number(headers['lambda-runtime-deadline-ms']);
   var contextCalled = false;
   var context = {
-    awsRequestId: this.id,
-    invokedFunctionArn: this.headers['lambda-runtime-invoked-function-arn'],
+    awsRequestId: requestId,
+    invokedFunctionArn: headers['lambda-runtime-invoked-function-arn'],
     functionName: env.AWS_LAMBDA_FUNCTION_NAME,
     functionVersion: env.AWS_LAMBDA_FUNCTION_VERSION,
     memoryLimitInMB: env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
@@ -192,7 +227,7 @@ Invocation.prototype.makeContext = function () {
     logStreamName: env.AWS_LAMBDA_LOG_STREAM_NAME,
     identity: undefined,
     clientContext: undefined,
-    tenantId: this.headers['lambda-runtime-aws-tenant-id'],
+    tenantId: headers['lambda-runtime-aws-tenant-id'],
     callbackWaitsForEmptyEventLoop: true,
     getRemainingTimeInMillis: function () {
       return Math.max(0, deadline - Date.now());
@@ -201,7 +236,7 @@ Invocation.prototype.makeContext = function () {
     done: function (error, result) {
       if (!contextCalled) {
         contextCalled = true;
-        self.finish(error, result);
+        answer(error, result);
       }
     },
     succeed: function (result) {
@@ -212,94 +247,20 @@ Invocation.prototype.makeContext = function () {
     }
   };
   return context;
-};
-
-Invocation.prototype.run = function (handler, body) {
-  var self = this;
-  var headers = this.headers;
-  var context = this.context;
-  try {
-    context.identity = parseJsonHeader(headers['lambda-runtime-cognito-identity'], 'CognitoIdentity');
-    context.clientContext = parseJsonHeader(headers['lambda-runtime-client-context'], 'ClientContext');
-    var result = handler(JSON.parse(body), context, this.callback);
-    // A promise (an async handler's, or any thenable) answers when it settles.
-    if (result && typeof result.then === 'function') {
-      if (!this.callbackCalled) {
-        this.onIdle = function () {
-          self.finish(runtimeError('Runtime.NodeJsExit', 'The event loop became empty before the ' +
-                                   "handler's promise settled: nothing is left that could settle it"));
-        };
-      }
-      result.then(context.succeed, context.fail);
-    }
-  } catch (error) {
-    this.callback(error);
-  }
-};
-
-/** Whether this invocation may still answer; it then has, and the next answer is ignored. */
-Invocation.prototype.claim = function () {
-  if (this.answered) {
-    console.warn('Invocation ' + this.id + ' already has a result: a later one is ignored');
-    return false;
-  }
-  this.answered = true;
-  current = null;
-  return true;
-};
-
-/** Answer with the result (error null or undefined) or the error, then take the next event. */
-Invocation.prototype.finish = function (error, result) {
-  if (!this.claim()) {
-    return;
-  }
-  var failed = error !== undefined && error !== null;
-  if (!failed) {
-    try {
-      // undefined (and what JSON cannot express at all, such as a function) is sent as null
-      var body = JSON.stringify(result === undefined ? null : result) || 'null';
-    } catch (cause) {
-      failed = true;
-      error = runtimeError('Runtime.JSONStringifyError', 'Unable to stringify response body', cause);
-    }
-  }
-  if (!failed) {
-    this.post('response', body, 'application/json', this.next);
-    return;
-  }
-  var description = describeError(error);
-  logError('Invoke Error', description);
-  this.post('error', JSON.stringify(description), ERROR_CONTENT_TYPE, this.next);
-};
-
-Invocation.prototype.post = function (kind, body, contentType, after) {
-  // A refused result (stale id, too large) is settled by the server: carry on either way.
-  this.api.request('POST', '/invocation/' + encodeURIComponent(this.id) + '/' + kind, body,
-                   {'Content-Type': contentType}, after);
-};
-
-function serve(api, handler) {
-  api.request('GET', '/invocation/next', null, null, function (response, body) {
-    if (response.statusCode !== 200) {
-      console.error('bootstrap: next invocation failed with HTTP ' + response.statusCode);
-      process.exit(1);
-    }
-    var invocation = new Invocation(api, response.headers, function () {
-      serve(api, handler);
-    });
-    current = invocation;
-    currentRequestId = invocation.id;
-    var traceId = response.headers['lambda-runtime-trace-id'];
-    if (traceId) {
-      process.env._X_AMZN_TRACE_ID = traceId;
-    } else {
-      delete process.env._X_AMZN_TRACE_ID;
-    }
-    invocation.run(handler, body);
-  });
 }
 
-// Loading the function: Lambda's handler names and module resolution.
+// ---- 5. Handler loading -------------------------------------------------------------------------
+
+function supportsEsModules(version) {
+  var parts = version.split('.').map(Number);
+  return parts[0] > 12 || (parts[0] === 12 && parts[1] >= 17);
+}
+
+// ES modules load with import() from Node.js 12.17 on. The expression is compiled here, so that
+// older versions, which cannot parse it, still parse this file.
+var importModule = supportsEsModules(process.versions.node)
+  ? new Function('specifier', 'return import(specifier)')
+  : null;
 
 function importFile(file) {
   if (!importModule) {
@@ -404,9 +365,131 @@ function loadHandler(taskRoot, name) {
   });
 }
 
+// ---- 6. The loop --------------------------------------------------------------------------------
+
+// The official client's exit statuses, which the server answers by starting a fresh process.
+var EXIT_UNCAUGHT_EXCEPTION = 129;
+var EXIT_UNHANDLED_REJECTION = 128;
+
+/**
+ * One event being handled. Its result goes out once: the first of the callback's calls counts,
+ * and so does the first of succeed/fail/done, and whichever of them answers first wins.
+ */
+function Invocation(api, received, next) {
+  var self = this;
+  this.api = api;
+  this.headers = received.headers;
+  this.id = received.requestId;
+  this.event = received.event;
+  this.next = next; // called once the result is posted
+  this.answered = false;
+  this.callbackCalled = false;
+  // What happens when the function leaves nothing to run and has not answered: a handler that
+  // never calls back answers null.
+  this.onIdle = function () {
+    self.finish(null, null);
+  };
+  this.callback = function (error, result) {
+    if (self.callbackCalled) {
+      return;
+    }
+    self.callbackCalled = true;
+    if (error !== undefined && error !== null) {
+      self.finish(error);
+    } else if (self.context.callbackWaitsForEmptyEventLoop) {
+      self.onIdle = function () {
+        self.finish(null, result);
+      };
+    } else {
+      self.finish(null, result);
+    }
+  };
+  this.context = makeContext(this.id, this.headers, function (error, result) {
+    self.finish(error, result);
+  });
+}
+
+Invocation.prototype.run = function (handler) {
+  var self = this;
+  var headers = this.headers;
+  var context = this.context;
+  try {
+    context.identity = parseJsonHeader(headers['lambda-runtime-cognito-identity'], 'CognitoIdentity');
+    context.clientContext = parseJsonHeader(headers['lambda-runtime-client-context'], 'ClientContext');
+    var result = handler(JSON.parse(this.event), context, this.callback);
+    // A promise (an async handler's, or any thenable) answers when it settles.
+    if (result && typeof result.then === 'function') {
+      if (!this.callbackCalled) {
+        this.onIdle = function () {
+          self.finish(runtimeError('Runtime.NodeJsExit', 'The event loop became empty before the ' +
+                                   "handler's promise settled: nothing is left that could settle it"));
+        };
+      }
+      result.then(context.succeed, context.fail);
+    }
+  } catch (error) {
+    this.callback(error);
+  }
+};
+
+/** Whether this invocation may still answer; it then has, and the next answer is ignored. */
+Invocation.prototype.claim = function () {
+  if (this.answered) {
+    console.warn('Invocation ' + this.id + ' already has a result: a later one is ignored');
+    return false;
+  }
+  this.answered = true;
+  current = null;
+  return true;
+};
+
+/** Answer with the result (error null or undefined) or the error, then take the next event. */
+Invocation.prototype.finish = function (error, result) {
+  if (!this.claim()) {
+    return;
+  }
+  var failed = error !== undefined && error !== null;
+  if (!failed) {
+    try {
+      // undefined (and what JSON cannot express at all, such as a function) is sent as null
+      var body = JSON.stringify(result === undefined ? null : result) || 'null';
+    } catch (cause) {
+      failed = true;
+      error = runtimeError('Runtime.JSONStringifyError', 'Unable to stringify response body', cause);
+    }
+  }
+  if (!failed) {
+    this.api.postResponse(this.id, body, 'application/json', this.next);
+    return;
+  }
+  var description = describeError(error);
+  logError('Invoke Error', description);
+  this.api.postError(this.id, JSON.stringify(description), description.errorType, this.next);
+};
+
+/** Takes the next event, hands it to the function, and carries on once the answer is posted. */
+function serveOne(api, handler) {
+  api.nextInvocation(function (received) {
+    var invocation = new Invocation(api, received, function () {
+      serveOne(api, handler);
+    });
+    current = invocation;
+    currentRequestId = invocation.id;
+    var traceId = received.headers['lambda-runtime-trace-id'];
+    if (traceId) {
+      process.env._X_AMZN_TRACE_ID = traceId;
+    } else {
+      delete process.env._X_AMZN_TRACE_ID;
+    }
+    invocation.run(handler);
+  });
+}
+
 function main() {
+  var runtimeApi = requiredSetting('AWS_LAMBDA_RUNTIME_API', 'host:port of the Runtime API');
+  var taskRoot = requiredSetting('LAMBDA_TASK_ROOT', "the folder of the function's code");
   patchConsole();
-  var api = new RuntimeApi(process.env.AWS_LAMBDA_RUNTIME_API || '127.0.0.1:9001');
+  var api = new RuntimeApiClient(runtimeApi);
   var loaded = false;
   var exiting = false;
 
@@ -423,9 +506,9 @@ function main() {
     };
     var invocation = current;
     if (!loaded) {
-      api.postInitError(description, exit);
+      api.postInitError(JSON.stringify(description), description.errorType, exit);
     } else if (invocation && invocation.claim()) {
-      invocation.post('error', JSON.stringify(description), ERROR_CONTENT_TYPE, exit);
+      api.postError(invocation.id, JSON.stringify(description), description.errorType, exit);
     } else {
       exit();
     }
@@ -443,10 +526,9 @@ function main() {
     }
   });
 
-  var taskRoot = process.env.LAMBDA_TASK_ROOT || process.cwd();
   loadHandler(taskRoot, process.env._HANDLER || '').then(function (handler) {
     loaded = true;
-    serve(api, handler);
+    serveOne(api, handler);
   }, function (error) {
     fatal('Uncaught Exception', EXIT_UNCAUGHT_EXCEPTION, error);
   });
