@@ -58,7 +58,13 @@ async def serve(settings: Settings, bootstrap: str) -> None:
     for invoker in pool.invokers:
         api = RuntimeApi(invoker)
         server = HttpServer(api.handle, RUNTIME_API_LIMITS, api.streams, api.on_broken)
-        await server.start("127.0.0.1", invoker.port)
+        try:
+            await server.start("127.0.0.1", invoker.port)
+        except OSError as error:
+            raise SettingsError(
+                f"cannot listen on 127.0.0.1:{invoker.port} for invoker {invoker.index}'s "
+                f"Runtime API ({error.strerror}): choose free ports with KLR_RUNTIME_API_PORT"
+            ) from None
         runtime_apis.append(server)
     front = HttpServer(FrontDoor(settings, pool, mode_for(settings)).handle, front_limits(settings))
     try:
@@ -104,7 +110,10 @@ def main() -> None:
             "build FROM a klr language image, or add an executable file named 'bootstrap' "
             "to your function"
         )
-    asyncio.run(serve(settings, bootstrap))
+    try:
+        asyncio.run(serve(settings, bootstrap))
+    except SettingsError as error:
+        sys.exit(f"klr: {error}")
 
 
 if __name__ == "__main__":
