@@ -15,6 +15,8 @@ from images import REPO_ROOT, UserError, functions, host, matrix, publish, repor
 from images import bench as bench_images
 from images import build as builder
 from images import docs as readme
+from images import peers as bench_peers
+from images.peers_report import write as write_peers_report
 
 RUNTIME_HELP = "a runtime id from images/runtimes.toml; repeatable (default: all available)"
 # Runtimes this invoke run has already built (or reported unavailable), so that `invoke build
@@ -120,9 +122,18 @@ def list_(c, json=False):
     print(report.table(("id", "language", "version", "suite", "built MB", "availability"), rows))
 
 
-@task(iterable=["runtime"], help={"runtime": RUNTIME_HELP})
-def bench(c, runtime=None):
+@task(
+    iterable=["runtime"],
+    help={
+        "runtime": RUNTIME_HELP,
+        "peers": "instead, measure KLR beside AWS's emulator (RIE) and two floors (see README)",
+    },
+)
+def bench(c, runtime=None, peers=False):
     """Measure each image serving the echo handler: cold start, latency, throughput, memory."""
+    if peers:
+        _bench_peers(c)
+        return
     with _user_errors():
         todo = _available(matrix.load().select(runtime))
     # The images the sample functions are built in are built too (klr-go for klr-provided).
@@ -142,6 +153,17 @@ def bench(c, runtime=None):
     print()
     print(report.table(bench_images.Figures.HEADERS, [f.row() for f in figures]))
     print(f"\nKept in {bench_images.REPORT_FILE.name}; README.md's tables are written from it")
+
+
+def _bench_peers(c) -> None:
+    build(c, runtime=[bench_peers.CONTAINER_IMAGE.removeprefix("klr-")])
+    with _user_errors():
+        host.ensure_docker()
+        document = bench_peers.measure(docker.from_env())
+        text = write_peers_report(document, bench_peers.OUTPUT_DIR)
+    print()
+    print(text)
+    print(f"Written to {bench_peers.OUTPUT_DIR}: peers.json, peers.md, peers.png")
 
 
 @task(help={"check": "change nothing; fail if README.md's tables are not what they would be"})
