@@ -98,7 +98,7 @@ def measure(client) -> dict:
     wrk = ensure_wrk()
     rie = ensure_rie()
     python = host_python()
-    started = time.time()
+    started, load_average = time.time(), os.getloadavg()  # others' load, before ours
     with tempfile.TemporaryDirectory(prefix="klr-peers-") as workdir:
         config = Path(workdir) / "config.json"
         local = Path(workdir) / "local.json"
@@ -127,7 +127,7 @@ def measure(client) -> dict:
         "warmup_seconds": WARMUP_SECONDS,
         "load_seconds": LOAD_SECONDS,
         "cpus": os.cpu_count(),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "load_average": [round(x, 2) for x in load_average],
         "python": python,
         "python_version": platform.python_version(),
         "rie": f"{RIE_PACKAGE}@{RIE_VERSION}",

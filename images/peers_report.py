@@ -207,14 +207,16 @@ def markdown(document: dict) -> str:
         "# KLR beside AWS's emulator and two floors (`./invoke bench --peers`)",
         "",
         f"Measured {meta.get('started', '?')} at {meta.get('commit', '?')} on {meta.get('cpus', '?')}"
-        f" CPUs (load average {meta.get('load_average', '?')}), in {meta.get('seconds', '?')} s: "
+        f" CPUs (load average before: {meta.get('load_average', '?')}), in "
+        f"{meta.get('seconds', '?')} s: "
         f"wrk, 1 thread, keep-alive connections, {meta.get('load_seconds', '?')} s per load after "
         f"a {meta.get('warmup_seconds', '?')} s warm-up. KLR and RIE run the same Python shim "
         f"and handlers (conformance/fixtures/python) with {meta.get('python_version', '?')}; "
         "server CPU and RSS are the server process's own, without its bootstraps. KLR, RIE and "
         f"the asyncio echo run in a network namespace with only loopback; {CONTAINER_IMAGE} is "
-        "reached through Docker's port published on 127.0.0.1. In-process: the handler called "
-        "in a loop (µs per call; as req/s, calls per second per invoker).",
+        "reached through Docker's port published on 127.0.0.1 (docker-proxy's hop is in its "
+        "latency, not in its CPU). In-process: the handler called in a loop (µs per call; as "
+        "req/s, calls per second per invoker).",
         "",
         RIE_NOTE,
         "",
