@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -892,7 +893,8 @@ class HttpConnection(asyncio.Protocol):
             self.transport.abort()
 
     def _set_deadline(self, seconds: float | None, answer: int) -> None:
-        self.deadline = 0.0 if seconds is None else asyncio.get_running_loop().time() + seconds
+        # time.monotonic is the event loop's clock, without a lookup of the running loop.
+        self.deadline = 0.0 if seconds is None else time.monotonic() + seconds
         self.timeout_answer = answer
 
 

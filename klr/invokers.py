@@ -15,12 +15,15 @@ import signal
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from klr.config import Settings
 from klr.errors import ApiError, error_body
 from klr.log import log
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -72,18 +75,19 @@ class QueueFull(Exception):
 
 
 class WorkQueue:
-    """Invocations waiting for an invoker, and invokers waiting for an invocation."""
+    """Invocations waiting for an invoker, and invokers waiting for an invocation.
+
+    A waiting invoker is a `taker`: called with an invocation, it starts it and returns True,
+    or returns False when it no longer wants one (its runtime went away)."""
 
     def __init__(self, limit: int):
         self.limit = limit
         self._pending: deque[Invocation] = deque()
-        self._idle: deque[asyncio.Future] = deque()
+        self._takers: deque[Callable[[Invocation], bool]] = deque()
 
     def submit(self, invocation: Invocation, front: bool = False) -> None:
-        while self._idle:
-            waiter = self._idle.popleft()
-            if not waiter.done():
-                waiter.set_result(invocation)
+        while self._takers:
+            if self._takers.popleft()(invocation):
                 return
         if front:
             self._pending.appendleft(invocation)
@@ -92,16 +96,34 @@ class WorkQueue:
         else:
             self._pending.append(invocation)
 
-    def take(self) -> asyncio.Future:
-        """A future of the next invocation. Invocations whose caller has gone are skipped; an
-        invoker that stops waiting cancels the future and is passed over."""
-        waiter = asyncio.get_running_loop().create_future()
+    def offer(self, taker: Callable[[Invocation], bool]) -> None:
+        """Give `taker` the next invocation, now or when one comes. Invocations whose caller
+        has gone are dropped."""
         while self._pending:
             invocation = self._pending.popleft()
-            if not invocation.outcome.done():
-                waiter.set_result(invocation)
-                return waiter
-        self._idle.append(waiter)
+            if invocation.outcome.done():
+                continue
+            if not taker(invocation):
+                self._pending.appendleft(invocation)
+            return
+        self._takers.append(taker)
+
+    def withdraw(self, taker: Callable[[Invocation], bool]) -> None:
+        with contextlib.suppress(ValueError):
+            self._takers.remove(taker)
+
+    def take(self) -> asyncio.Future:
+        """A future of the next invocation, for an invoker that only holds it for later."""
+        waiter = asyncio.get_running_loop().create_future()
+
+        def taker(invocation: Invocation) -> bool:
+            if waiter.done():
+                return False
+            waiter.set_result(invocation)
+            return True
+
+        self.offer(taker)
+        waiter.add_done_callback(lambda _: self.withdraw(taker))
         return waiter
 
 
@@ -127,7 +149,8 @@ class Invoker:
         self._started_at = 0.0
         self.deadline_ms = 0
         self._deadline_timer: asyncio.TimerHandle | None = None
-        self._next_task: asyncio.Task | None = None  # a /next waiting for work
+        self._next_answer: asyncio.Future | None = None  # the answer of a /next waiting for work
+        self._answer_for: Callable[[Invocation], Any] = lambda invocation: invocation
         self._status_fd = -1  # /proc/<pid>/status of the process, for its peak memory
 
     @property
@@ -167,8 +190,8 @@ class Invoker:
 
     def _on_exit(self, returncode: int) -> bool:
         """Settle what the process left behind; True when it died before asking for work."""
-        if self._next_task is not None:
-            self._next_task.cancel()
+        if self._next_answer is not None:
+            self._next_answer.cancel()
         if self._status_fd >= 0:
             os.close(self._status_fd)
             self._status_fd = -1
@@ -205,12 +228,14 @@ class Invoker:
 
     # Runtime API calls, one method per route; the HTTP side lives in runtime_api.py.
 
-    async def next_invocation(self) -> Invocation:
+    def next_invocation(self, answer_for: Callable[[Invocation], T]) -> asyncio.Future:
+        """/next: a future of `answer_for(invocation)`, set when an invocation starts here.
+        Cancelled (its runtime went away) before then, it takes no invocation."""
         if self.current is not None:
             raise ApiError(
                 403, "InvalidStateTransition", f"Invocation {self.current.id} has no result yet"
             )
-        if self._next_task is not None:
+        if self._next_answer is not None and not self._next_answer.done():
             raise ApiError(
                 403,
                 "InvalidStateTransition",
@@ -219,20 +244,21 @@ class Invoker:
         if not self.initialized:
             self.initialized = True
             self._init_ms = self._ms_since(self._spawned_at)
+        answer = self._next_answer = asyncio.get_running_loop().create_future()
+        self._answer_for = answer_for
+        answer.add_done_callback(self._next_ended)
         if self.reserved:
             invocation, self.reserved = self.reserved, None
+            self._start(invocation)
         else:
-            waiter = self.queue.take()
-            self._next_task = asyncio.current_task()
-            try:
-                invocation = await waiter
-            except asyncio.CancelledError:
-                # The runtime went away (its connection, or the process) while waiting.
-                if waiter.done() and not waiter.cancelled():
-                    self.queue.submit(waiter.result(), front=True)
-                raise
-            finally:
-                self._next_task = None
+            self.queue.offer(self._start)
+        return answer
+
+    def _start(self, invocation: Invocation) -> bool:
+        answer = self._next_answer
+        if answer is None or answer.done():
+            return False
+        self._next_answer = None
         self.current = invocation
         self._started_at = time.monotonic()
         self.deadline_ms = int((time.time() + self.settings.timeout) * 1000)
@@ -240,7 +266,12 @@ class Invoker:
             self.settings.timeout, self._time_out, invocation
         )
         log(f"START RequestId: {invocation.id} Version: {self.settings.function_version}")
-        return invocation
+        answer.set_result(self._answer_for(invocation))
+        return True
+
+    def _next_ended(self, answer: asyncio.Future) -> None:
+        if answer.cancelled():
+            self.queue.withdraw(self._start)
 
     def give_back(self, invocation: Invocation) -> None:
         """A /next whose answer could not be delivered: another runtime gets the invocation."""

@@ -16,7 +16,7 @@ from collections.abc import Awaitable
 from klr.config import MAX_RESPONSE_BYTES
 from klr.errors import ApiError
 from klr.http import Request, Response, discard, error_response
-from klr.invokers import Invoker, Outcome
+from klr.invokers import Invocation, Invoker, Outcome
 from klr.log import log
 
 PREFIX = "/2018-06-01/runtime/"
@@ -49,7 +49,7 @@ class RuntimeApi:
         route = target[len(PREFIX) :] if target.startswith(PREFIX) else ""
         try:
             if route == "invocation/next" and request.method == "GET":
-                return self._next()
+                return self.invoker.next_invocation(self._next_answer)
             if route == "init/error" and request.method == "POST":
                 self.invoker.fail_init(self._error_outcome(request, status=502))
                 return _accepted()
@@ -84,12 +84,8 @@ class RuntimeApi:
                 match.group(1), Outcome.error(502, "Runtime.MalformedResponse", message)
             )
 
-    async def _next(self) -> Response:
+    def _next_answer(self, invocation: Invocation) -> Response:
         invoker = self.invoker
-        try:
-            invocation = await invoker.next_invocation()
-        except ApiError as error:
-            return error_response(error.status, error.error_type, error.message)
         headers = [
             JSON,
             ("Lambda-Runtime-Aws-Request-Id", invocation.id),

@@ -26,6 +26,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports (one Runtime API port per invoker)."""
+    for _ in range(100):
+        first = free_port()
+        sockets = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise OSError(f"no {count} consecutive free ports on 127.0.0.1")
+
+
 def python_interpreters() -> list[str]:
     """The host's Python 3, plus Python 2.7 where installed: the shim must run on both."""
     candidates = [
@@ -53,7 +72,7 @@ class LocalServer(Endpoint):
         script.write_text("#!/bin/sh\n" + bootstrap + "\n")
         script.chmod(0o755)
         self.port = free_port()
-        self.api_port = free_port()
+        self.api_port = free_ports(int(env.get("INVOKER_COUNT", "1")))
         self.log_path = root / "server.log"
         self.env = {
             **os.environ,
