@@ -12,6 +12,7 @@ import os
 import random
 import resource
 import socket
+import time
 from dataclasses import dataclass
 
 # The largest answer head we accept; the server's own limit on request heads is far lower.
@@ -35,6 +36,7 @@ class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.reader = reader
         self.writer = writer
+        self.opened_at = time.monotonic()
 
     @classmethod
     async def open(cls, port: int, receive_buffer: int = 0) -> Connection:

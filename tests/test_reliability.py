@@ -8,6 +8,7 @@ failed tests included, so a CI log shows what was tried and what it cost.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import json
 import math
@@ -64,8 +65,9 @@ class Figures:
 
     def assert_no_failures(self) -> None:
         if self.failures:
-            shown = "\n".join(self.failures[:10])
-            raise AssertionError(f"{len(self.failures)} failures, the first:\n{shown}")
+            kinds = collections.Counter(self.failures).most_common(10)
+            shown = "\n".join(f"{count} x {message}" for message, count in kinds)
+            raise AssertionError(f"{len(self.failures)} failures, the most frequent:\n{shown}")
 
 
 FIGURES: dict[str, Figures] = {}
@@ -510,14 +512,15 @@ TIMEOUT_ANSWERS = (b"HTTP/1.1 408 ", b"HTTP/1.1 400 ")
 
 async def cut_off_after(
     connection: Connection, since: float, low: float, high: float, what: str, figures: Figures
-) -> None:
-    """Expect the server to close `connection` between `low` and `high` seconds after `since`."""
+) -> float:
+    """Expect the server to close `connection` between `low` and `high` seconds after `since`;
+    how long it took (inf: not at all)."""
     figures.hostile += 1
     try:
         rest = await connection.read_to_end(since + high - time.monotonic())
     except asyncio.TimeoutError:
         figures.fail(f"{what}: still open {high:g} s later")
-        return
+        return math.inf
     finally:
         connection.close()
     elapsed = time.monotonic() - since
@@ -525,27 +528,31 @@ async def cut_off_after(
         figures.fail(f"{what}: closed after {elapsed:.2f} s, too early for its timeout")
     if rest and not rest.startswith(TIMEOUT_ANSWERS):
         figures.fail(f"{what}: closed with {rest[:200]!r}")
+    return elapsed
 
 
-async def stop_reading(port: int, figures: Figures) -> None:
-    """Pipeline two large echoes, never read, and expect the server to give up writing."""
+async def stop_reading(port: int, figures: Figures) -> float:
+    """Pipeline two large echoes and never read: the server must give up writing. How long it
+    took, from sending them (inf: it did not)."""
     figures.hostile += 1
     connection = await Connection.open(port, receive_buffer=8192)
     try:
         for number in range(2):
             connection.send("POST", "/", echo_job(number, PIPELINED_ECHO).body, JSON)
+        started = time.monotonic()
         allowed = WRITE_TIMEOUT + CUTOFF_SLACK + 5  # 5 s to echo them on a busy machine
-        deadline = time.monotonic() + allowed
         while server_side_state(port, connection.local_port) == TCP_ESTABLISHED:
-            if time.monotonic() > deadline:
+            if time.monotonic() > started + allowed:
                 figures.fail(f"a client that stopped reading: still connected {allowed:g} s later")
-                return
+                return math.inf
             await asyncio.sleep(0.05)
+        return time.monotonic() - started
     finally:
         connection.close()
 
 
 def test_timeouts_cut_off_idle_and_slow_clients_and_free_their_memory(start, figures):
+    raise_open_files_limit(8192)
     server = start(
         KLR_HEADER_TIMEOUT=f"{HEADER_TIMEOUT:g}",
         KLR_IDLE_TIMEOUT=f"{IDLE_TIMEOUT:g}",
@@ -555,6 +562,11 @@ def test_timeouts_cut_off_idle_and_slow_clients_and_free_their_memory(start, fig
     )
     server.wait_until_all_invokers_ready()
     pid, port = server.process.pid, server.port
+    never_sent = "a connection that never sent a byte"
+    kept_alive = "an idle keep-alive connection"
+    slow_header = "a header sent a byte every 0.25 s"
+    slow_body = "a body sent a byte every 0.25 s"
+    stopped_reading = "a client that stopped reading its answers"
 
     async def attack() -> None:
         # The idle figure includes what serving requests like the attackers' allocates.
@@ -567,61 +579,48 @@ def test_timeouts_cut_off_idle_and_slow_clients_and_free_their_memory(start, fig
             assert not failure, failure
         connection.close()
         idle_rss, idle_fds = rss_kb(pid), open_files(pid)
-        checks = []
+        # Each watch starts with its connection, so it sees the close when it comes.
+        watches: list[tuple[str, asyncio.Future]] = []
 
-        opened = time.monotonic()
-        for connection in await open_idle(port, 100):
-            checks.append(
-                cut_off_after(
-                    connection,
-                    opened,
-                    min(HEADER_TIMEOUT, IDLE_TIMEOUT) * EARLIEST,
-                    max(HEADER_TIMEOUT, IDLE_TIMEOUT) + CUTOFF_SLACK,
-                    "a connection that never sent a byte",
-                    figures,
-                )
+        def watch(what: str, connection: Connection, since: float, low: float, high: float):
+            check = cut_off_after(
+                connection, since, low * EARLIEST, high + CUTOFF_SLACK, what, figures
             )
+            watches.append((what, asyncio.ensure_future(check)))
 
+        for connection in await open_idle(port, IDLE_CONNECTIONS):
+            first, last = min(HEADER_TIMEOUT, IDLE_TIMEOUT), max(HEADER_TIMEOUT, IDLE_TIMEOUT)
+            watch(never_sent, connection, connection.opened_at, first, last)
         for number in range(3):
             connection = await Connection.open(port)
             job = echo_job(number, 100)
             failure = echo_failure(job, await connection.request("POST", "/", job.body, JSON))
             assert not failure, failure
-            checks.append(
-                cut_off_after(
-                    connection,
-                    time.monotonic(),
-                    IDLE_TIMEOUT * EARLIEST,
-                    IDLE_TIMEOUT + CUTOFF_SLACK,
-                    "an idle keep-alive connection",
-                    figures,
-                )
-            )
             figures.requests += 1
-
+            watch(kept_alive, connection, time.monotonic(), IDLE_TIMEOUT, IDLE_TIMEOUT)
         trickles = []
-        for head, timeout, what in (
-            (SLOW_HEADER, HEADER_TIMEOUT, "a header sent a byte every 0.25 s"),
-            (SLOW_BODY, BODY_TIMEOUT, "a body sent a byte every 0.25 s"),
+        for head, count, timeout, what in (
+            (SLOW_HEADER, SLOW_HEADERS, HEADER_TIMEOUT, slow_header),
+            (SLOW_BODY, SLOW_BODIES, BODY_TIMEOUT, slow_body),
         ):
-            for _ in range(5):
+            for _ in range(count):
                 connection = await Connection.open(port)
                 trickles.append(asyncio.ensure_future(trickle(connection, head, 0.25)))
-                checks.append(
-                    cut_off_after(
-                        connection,
-                        time.monotonic(),
-                        timeout * EARLIEST,
-                        timeout + CUTOFF_SLACK,
-                        what,
-                        figures,
-                    )
-                )
-        checks += [stop_reading(port, figures) for _ in range(2)]
+                watch(what, connection, connection.opened_at, timeout, timeout)
 
-        await asyncio.gather(*checks)
+        for _ in range(2):
+            watches.append((stopped_reading, asyncio.ensure_future(stop_reading(port, figures))))
+        took = await asyncio.gather(*(task for _, task in watches))
         for task in trickles:
             task.cancel()
+        latest: dict[str, float] = {}
+        for (what, _), seconds in zip(watches, took):
+            latest[what] = max(latest.get(what, 0), seconds)
+        figures.measured.append(
+            "closed at the latest after: "
+            + ", ".join(f"{what} {seconds:.2f} s" for what, seconds in latest.items())
+        )
+
         await wait_until(
             lambda: open_files(pid) <= idle_fds + 3, 30, "the server to close the attackers"
         )
