@@ -92,8 +92,9 @@ class RuntimeApiClient(object):
 
     @staticmethod
     def _error_headers(error_type):
-        return {"Content-Type": ERROR_CONTENT_TYPE,
-                "Lambda-Runtime-Function-Error-Type": error_type}
+        # A header holds printable ASCII; a class name may not be.
+        printable = "".join(c if u" " <= c <= u"~" else "?" for c in error_type)
+        return {"Content-Type": ERROR_CONTENT_TYPE, "Lambda-Runtime-Function-Error-Type": printable}
 
     def _post(self, route, body, headers):
         path = API_PREFIX + route
@@ -357,6 +358,7 @@ def serve_one(api, handler):
         os.environ["_X_AMZN_TRACE_ID"] = trace_id
     else:
         os.environ.pop("_X_AMZN_TRACE_ID", None)
+    error = None
     try:
         context = LambdaContext(request_id, invocation.header)
         event = unmarshal(invocation.event, invocation.header("Content-Type"))
@@ -364,11 +366,11 @@ def serve_one(api, handler):
     except Exception:
         error = make_error(*describe_exception(), request_id=request_id)
         log_error(error)
-        flush_output()
-        api.post_error(request_id, to_json(error), error["errorType"])
-        return
     flush_output()
-    api.post_response(request_id, payload, content_type)
+    if error is None:
+        api.post_response(request_id, payload, content_type)
+    else:
+        api.post_error(request_id, to_json(error), error["errorType"])
 
 
 def main():
