@@ -142,14 +142,18 @@ def bench(c, runtime=None, peers=False):
         host.ensure_docker()
         client = docker.from_env()
         figures = []
+        order = [r.image for r in matrix.load().runtimes.values()]
         for r in todo:
             print(f"Measuring {r.image}", flush=True)
             image = functions.sample_image(client, r, "bench")
             handler = functions.SAMPLES[r.language].handler.format("echo")
-            figures.append(bench_images.measure(client, r, image, handler))
-        images = [r.image for r in matrix.load().runtimes.values()]
-        bench_images.save_report(figures, images)
-        readme.update(matrix.load())
+            try:
+                figures.append(bench_images.measure(client, r, image, handler))
+            except TimeoutError as e:
+                raise UserError(f"{r.image}: {e}") from None
+            # Kept after each image: a later failure loses none of the figures.
+            bench_images.save_report(figures[-1:], order)
+            readme.update(matrix.load())
     print()
     print(report.table(bench_images.Figures.HEADERS, [f.row() for f in figures]))
     print(f"\nKept in {bench_images.REPORT_FILE.name}; README.md's tables are written from it")

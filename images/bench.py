@@ -14,6 +14,7 @@ import dataclasses
 import json
 import statistics
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ import requests
 from images import UserError
 from images.functions import TEST_LABELS
 from images.matrix import Runtime
-from images.wait import until
+from images.wait import startup_allowance, until
 
 REPORT_FILE = Path(__file__).with_name("bench-report.json")
 # A shell command per language that prints the image's exact language version, as the README's
@@ -108,14 +109,20 @@ def measure(
         ports={"8080/tcp": ("127.0.0.1", None)},
         environment={"_HANDLER": handler, "INVOKER_COUNT": str(CLIENTS)},
     )
+
+    def logs() -> str:
+        return container.logs().decode(errors="replace")
+
     try:
         container.reload()
         url = f"http://127.0.0.1:{container.ports['8080/tcp'][0]['HostPort']}"
-        cold_start = _wait_ready(url, started, runtime.startup_seconds)
+        # The CLIENTS bootstraps start together and share the cores, the first one too.
+        allowance = startup_allowance(runtime.startup_seconds, CLIENTS)
+        cold_start = _wait_ready(url, started, allowance, logs)
         with requests.Session() as session:
             first = _timed(session, url)
             warm = sorted(_timed(session, url) for _ in range(WARM_REQUESTS))
-        _wait_all_ready(url, runtime.startup_seconds * CLIENTS)
+        _wait_all_ready(url, allowance, logs)
         throughput = _throughput(url)
         memory = container.stats(stream=False)["memory_stats"]["usage"] / 2**20
     finally:
@@ -170,7 +177,7 @@ def save_report(figures: list[Figures], order: list[str], path: Path = REPORT_FI
     path.write_text("[\n" + ",\n".join(json.dumps(entry) for entry in rounded) + "\n]\n")
 
 
-def _wait_ready(url: str, started: float, seconds: float) -> float:
+def _wait_ready(url: str, started: float, seconds: float, logs: Callable[[], str]) -> float:
     """Seconds from `started` until a bootstrap asks for work, polled finely: it is a figure."""
 
     def ready() -> bool:
@@ -179,11 +186,11 @@ def _wait_ready(url: str, started: float, seconds: float) -> float:
         except requests.ConnectionError:
             return False
 
-    until(f"{url}/_klr/ready to answer 200", seconds, ready, interval=0.01)
+    until(f"{url}/_klr/ready to answer 200", seconds, ready, logs, interval=0.01)
     return time.monotonic() - started
 
 
-def _wait_all_ready(url: str, seconds: float) -> None:
+def _wait_all_ready(url: str, seconds: float, logs: Callable[[], str]) -> None:
     """Until every bootstrap has asked for work; they start together and share the cores."""
 
     def state() -> dict:
@@ -193,7 +200,7 @@ def _wait_all_ready(url: str, seconds: float) -> None:
         f"all invokers of {url} to ask for work",
         seconds,
         lambda: (s := state())["readyInvokers"] == s["invokers"],
-        lambda: f"last /_klr/ready: {state()}",
+        lambda: f"last /_klr/ready: {state()}\n{logs()}",
     )
 
 

@@ -6,12 +6,19 @@ is known to need, and then says what it waited for and what it saw. Never a fixe
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 T = TypeVar("T")
 POLL_INTERVAL = 0.05
+
+
+def startup_allowance(startup_seconds: float, bootstraps: int) -> float:
+    """What `bootstraps` started together may take to be ready, when one alone on a core needs
+    `startup_seconds`: they share the machine's cores."""
+    return startup_seconds * max(1, bootstraps / (os.cpu_count() or 1))
 
 
 def until(

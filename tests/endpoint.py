@@ -7,12 +7,10 @@ runtime needs to start (startup_seconds), and says on failure what it waited for
 
 from __future__ import annotations
 
-import os
-
 import requests
 
 from images.matrix import STARTUP_SECONDS
-from images.wait import until
+from images.wait import startup_allowance, until
 
 # A log line lags the answer that the same server wrote it before by milliseconds; on a loaded
 # machine by more, never by this much.
@@ -60,13 +58,11 @@ class Endpoint:
         )
 
     def wait_until_all_invokers_ready(self) -> Endpoint:
-        """Once every bootstrap has asked for work. They start together and share the cores,
-        so the allowance is one start-up per invoker beyond the machine's core count."""
+        """Once every bootstrap has asked for work; they start together and share the cores."""
         invokers = self.ready_state()["invokers"]
-        seconds = self.startup_seconds * max(1, invokers / (os.cpu_count() or 1))
         until(
             f"all {invokers} invokers of {self.url} to ask for work",
-            seconds,
+            startup_allowance(self.startup_seconds, invokers),
             lambda: (state := self.ready_state())["readyInvokers"] == state["invokers"],
             lambda: f"last /_klr/ready: {self.ready_state()}\n{self.logs()}",
         )
