@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from klr.config import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, Settings
 from klr.errors import ApiError
-from klr.http import Request, Response, discard, error_response, read_all
+from klr.http import Deferred, Request, Response, discard, error_response, read_all
 from klr.invokers import Invocation, InvokerPool, Outcome, QueueFull
 from klr.log import log
 from klr.modes import Mode, json_event, json_response
@@ -54,9 +54,7 @@ class FrontDoor:
             if route:
                 return self._invoke_api(request, route.group(1))
             invocation = self._invocation(request, self.mode.to_event(request))
-            return _answer(
-                self._submit(invocation), invocation, self._mode_answer, self.mode.streams
-            )
+            return self._answer(invocation, self._mode_answer, self.mode.streams)
         except ApiError as error:
             return api_error_response(error)
 
@@ -114,7 +112,8 @@ class FrontDoor:
         if invocation_type == "DryRun":
             return Response(204, b"", headers)
         if invocation_type == "Event":
-            self._submit(invocation).add_done_callback(_log_async_failure)
+            invocation.listen(_log_async_failure)
+            self._submit(invocation)
             return Response(202, b"", headers)
 
         def invoke_answer(outcome: Outcome, _: Invocation) -> Response:
@@ -123,7 +122,7 @@ class FrontDoor:
                 headers.append(("X-Amz-Function-Error", "Unhandled"))
             return Response(200, outcome.body, headers)
 
-        return _answer(self._submit(invocation), invocation, invoke_answer, streams=False)
+        return self._answer(invocation, invoke_answer, streams=False)
 
     def _invocation(self, request: Request, event: bytes) -> Invocation:
         return Invocation(
@@ -133,9 +132,35 @@ class FrontDoor:
             tenant_id=_checked("X-Amz-Tenant-Id", request.header("x-amz-tenant-id"), MAX_TENANT_ID),
         )
 
-    def _submit(self, invocation: Invocation) -> asyncio.Future:
+    def _answer(
+        self,
+        invocation: Invocation,
+        answer_for: Callable[[Outcome, Invocation], Response],
+        streams: bool,
+    ) -> Deferred:
+        """The answer to an invocation, made by `answer_for` from its outcome the moment it is
+        settled. A caller that goes first abandons the invocation: queued, it is dropped; a
+        streamed result that comes anyway is read and dropped, so its runtime is not left
+        waiting. A streamed result is read whole first unless the answer `streams`."""
+        deferred = Deferred()
+        deferred.on_gone = invocation.abandon
+
+        def settled(outcome: Outcome) -> None:
+            if outcome.stream is not None and not streams:
+                whole = asyncio.ensure_future(_whole(outcome))
+                whole.add_done_callback(
+                    lambda read: _send(deferred, answer_for, read.result(), invocation)
+                )
+            else:
+                _send(deferred, answer_for, outcome, invocation)
+
+        invocation.listen(settled)
+        self._submit(invocation)
+        return deferred
+
+    def _submit(self, invocation: Invocation) -> None:
         try:
-            return self.pool.submit(invocation)
+            self.pool.submit(invocation)
         except QueueFull:
             raise ApiError(
                 429,
@@ -152,54 +177,18 @@ def api_error_response(error: ApiError) -> Response:
     return response
 
 
-def _answer(
-    pending: asyncio.Future,
-    invocation: Invocation,
+def _send(
+    deferred: Deferred,
     answer_for: Callable[[Outcome, Invocation], Response],
-    streams: bool,
-) -> asyncio.Future:
-    """A future of the answer to an invocation, made by `answer_for` from its outcome.
-
-    Callbacks rather than a task per request: the hot path. A caller that goes first (its
-    connection closed) cancels the answer, and so the invocation: a queued one is then dropped,
-    and a streamed result that comes anyway is read and dropped, so its runtime is not left
-    waiting. A streamed result is read whole first unless the answer `streams`."""
-    answer = pending.get_loop().create_future()
-
-    def settled(done: asyncio.Future) -> None:
-        if done.cancelled():
-            return
-        outcome = done.result()
-        if answer.done():
-            if outcome.stream is not None:
-                asyncio.ensure_future(discard(outcome.stream))
-        elif outcome.stream is not None and not streams:
-            whole = asyncio.ensure_future(_whole(outcome))
-            whole.add_done_callback(lambda read: _deliver(answer, answer_for, read, invocation))
-        else:
-            _deliver(answer, answer_for, done, invocation)
-
-    def abandoned(done: asyncio.Future) -> None:
-        if done.cancelled():
-            pending.cancel()
-
-    pending.add_done_callback(settled)
-    answer.add_done_callback(abandoned)
-    return answer
-
-
-def _deliver(
-    answer: asyncio.Future,
-    answer_for: Callable[[Outcome, Invocation], Response],
-    outcome: asyncio.Future,
+    outcome: Outcome,
     invocation: Invocation,
 ) -> None:
-    if answer.done():
-        return
     try:
-        answer.set_result(answer_for(outcome.result(), invocation))
+        response = answer_for(outcome, invocation)
     except Exception as error:
-        answer.set_exception(error)
+        log(f"klr: internal error answering an invocation: {error!r}")
+        response = error_response(500, "InternalError", f"The server failed to answer: {error}")
+    deferred.send(response)
 
 
 async def _whole(outcome: Outcome) -> Outcome:
@@ -259,10 +248,7 @@ def _new_trace_id() -> str:
     )
 
 
-def _log_async_failure(future: asyncio.Future) -> None:
-    if future.cancelled():
-        return
-    outcome = future.result()
+def _log_async_failure(outcome: Outcome) -> None:
     if outcome.stream is not None:
         asyncio.ensure_future(discard(outcome.stream))
     elif outcome.failed:

@@ -146,6 +146,51 @@ class Response:
         self.stream, self.trailers, self.undelivered = stream, trailers, undelivered
 
 
+class Deferred:
+    """An answer that comes later, with no task: the handler returns this, then calls `send`,
+    which writes the answer at once. If the client goes first, `on_gone` is called instead,
+    and whatever is sent after is dropped (a stream read to its end, `undelivered` called)."""
+
+    __slots__ = ("_connection", "_request", "_early", "gone", "on_gone")
+
+    def __init__(self) -> None:
+        self._connection: HttpConnection | None = None
+        self._request: Request | None = None
+        self._early: Response | None = None  # sent before the connection took this
+        self.gone = False
+        self.on_gone: Callable[[], None] | None = None
+
+    def send(self, response: Response) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.deferred = None
+            connection._respond(self._request, response)
+        elif self.gone:
+            _drop(response)
+        else:
+            self._early = response
+
+    def _bind(self, connection: HttpConnection, request: Request) -> None:
+        if self._early is not None:
+            connection._respond(request, self._early)
+        else:
+            self._connection, self._request = connection, request
+            connection.deferred = self
+
+    def _lose(self) -> None:
+        self._connection, self.gone = None, True
+        if self.on_gone is not None:
+            self.on_gone()
+
+
+def _drop(response: Response) -> None:
+    """An answer that cannot be delivered: tell its maker, and let a stream's producer go."""
+    if response.undelivered is not None:
+        response.undelivered()
+    if response.stream is not None:
+        asyncio.ensure_future(discard(response.stream))
+
+
 def error_response(status: int, error_type: str, message: str) -> Response:
     return Response(status, error_body(error_type, message), [("Content-Type", "application/json")])
 
@@ -491,7 +536,7 @@ class BodyStream:
 
 # Serving
 
-Handler = Callable[[Request], "Response | Awaitable[Response]"]
+Handler = Callable[[Request], "Response | Deferred | Awaitable[Response]"]
 
 
 class HttpServer:
@@ -573,6 +618,7 @@ class HttpConnection(asyncio.Protocol):
         self.body: list[bytes] = []
         self.handling: Request | None = None  # handed to the handler, not yet answered
         self.task: asyncio.Future | None = None
+        self.deferred: Deferred | None = None
         self.deadline = 0.0  # the loop time by which the current phase must end; 0: none
         self.timeout_answer = 0  # the status a passed deadline is answered with; 0: close
         self.closed = False
@@ -615,6 +661,9 @@ class HttpConnection(asyncio.Protocol):
         self._broken(ConnectionError("the client closed the connection"))
         if self.task is not None and not self.task.done():
             self.task.cancel()
+        if self.deferred is not None:
+            self.deferred._lose()
+            self.deferred = None
         self._wake_drain()
 
     def pause_writing(self) -> None:
@@ -732,6 +781,8 @@ class HttpConnection(asyncio.Protocol):
             result = _internal_error(error)
         if isinstance(result, Response):
             self._respond(request, result)
+        elif isinstance(result, Deferred):
+            result._bind(self, request)
         else:
             self.task = task = asyncio.ensure_future(result)
             task.add_done_callback(lambda done: self._handled(request, done))
@@ -746,10 +797,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _respond(self, request: Request, response: Response) -> None:
         if self.closed or self.transport.is_closing():
-            if response.undelivered is not None:
-                response.undelivered()
-            if response.stream is not None:
-                asyncio.ensure_future(discard(response.stream))
+            _drop(response)
             return
         close = (
             not request.keep_alive

@@ -16,14 +16,11 @@ import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass
 
 from klr.config import Settings
 from klr.errors import ApiError, error_body
 from klr.log import log
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -39,7 +36,6 @@ class Outcome:
     error_type: str | None = None
     content_type: str = "application/json"
     stream: AsyncIterator[bytes] | None = None  # a streamed result, relayed as it arrives
-    trailers: dict[str, str] = field(default_factory=dict)  # the stream's, once it has ended
 
     @property
     def failed(self) -> bool:
@@ -50,24 +46,48 @@ class Outcome:
         return cls(error_body(error_type, message), status, error_type)
 
 
-@dataclass
 class Invocation:
-    event: bytes
-    client_context: str = ""
-    cognito_identity: str = ""
-    trace_id: str = ""
-    tenant_id: str = ""
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    outcome: asyncio.Future = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
+    """One request for the function: its event, the values for /next's headers, and what
+    became of it. Listeners hear of the outcome at once, in the call that settles it."""
+
+    __slots__ = (
+        "event",
+        "client_context",
+        "cognito_identity",
+        "trace_id",
+        "tenant_id",
+        "id",
+        "outcome",
+        "gone",
+        "_listeners",
     )
+
+    def __init__(self, event: bytes, trace_id: str = "", tenant_id: str = ""):
+        self.event, self.trace_id, self.tenant_id = event, trace_id, tenant_id
+        self.client_context = self.cognito_identity = ""
+        self.id = str(uuid.uuid4())
+        self.outcome: Outcome | None = None
+        self.gone = False  # its caller went away
+        self._listeners: list[Callable[[Outcome], None]] = []
+
+    def listen(self, listener: Callable[[Outcome], None]) -> None:
+        self._listeners.append(listener)
 
     def finish(self, outcome: Outcome) -> bool:
         """Settle the invocation once; later outcomes (a late reply, a second error) are ignored."""
-        if self.outcome.done():
+        if self.outcome is not None:
             return False
-        self.outcome.set_result(outcome)
+        self.outcome = outcome
+        for listener in self._listeners:
+            listener(outcome)
         return True
+
+    def abandon(self) -> None:
+        """Its caller went away: queued, it will not run; running, nobody waits for it."""
+        self.gone = True
+
+
+CALLER_GONE = Outcome.error(499, "Client.Gone", "The caller went away before the invocation ran")
 
 
 class QueueFull(Exception):
@@ -101,7 +121,8 @@ class WorkQueue:
         has gone are dropped."""
         while self._pending:
             invocation = self._pending.popleft()
-            if invocation.outcome.done():
+            if invocation.gone:
+                invocation.finish(CALLER_GONE)
                 continue
             if not taker(invocation):
                 self._pending.appendleft(invocation)
@@ -149,8 +170,7 @@ class Invoker:
         self._started_at = 0.0
         self.deadline_ms = 0
         self._deadline_timer: asyncio.TimerHandle | None = None
-        self._next_answer: asyncio.Future | None = None  # the answer of a /next waiting for work
-        self._answer_for: Callable[[Invocation], Any] = lambda invocation: invocation
+        self._waiting: Callable[[Invocation], None] | None = None  # a /next waiting for work
         self._status_fd = -1  # /proc/<pid>/status of the process, for its peak memory
 
     @property
@@ -190,8 +210,7 @@ class Invoker:
 
     def _on_exit(self, returncode: int) -> bool:
         """Settle what the process left behind; True when it died before asking for work."""
-        if self._next_answer is not None:
-            self._next_answer.cancel()
+        self._withdraw()
         if self._status_fd >= 0:
             os.close(self._status_fd)
             self._status_fd = -1
@@ -228,14 +247,14 @@ class Invoker:
 
     # Runtime API calls, one method per route; the HTTP side lives in runtime_api.py.
 
-    def next_invocation(self, answer_for: Callable[[Invocation], T]) -> asyncio.Future:
-        """/next: a future of `answer_for(invocation)`, set when an invocation starts here.
-        Cancelled (its runtime went away) before then, it takes no invocation."""
+    def next_invocation(self, start: Callable[[Invocation], None]) -> Callable[[], None]:
+        """/next: `start(invocation)` is called as an invocation starts here, now or later.
+        The function returned withdraws the request (its runtime went away) if none has."""
         if self.current is not None:
             raise ApiError(
                 403, "InvalidStateTransition", f"Invocation {self.current.id} has no result yet"
             )
-        if self._next_answer is not None and not self._next_answer.done():
+        if self._waiting is not None:
             raise ApiError(
                 403,
                 "InvalidStateTransition",
@@ -244,21 +263,18 @@ class Invoker:
         if not self.initialized:
             self.initialized = True
             self._init_ms = self._ms_since(self._spawned_at)
-        answer = self._next_answer = asyncio.get_running_loop().create_future()
-        self._answer_for = answer_for
-        answer.add_done_callback(self._next_ended)
+        self._waiting = start
         if self.reserved:
             invocation, self.reserved = self.reserved, None
             self._start(invocation)
         else:
             self.queue.offer(self._start)
-        return answer
+        return self._withdraw
 
     def _start(self, invocation: Invocation) -> bool:
-        answer = self._next_answer
-        if answer is None or answer.done():
+        start, self._waiting = self._waiting, None
+        if start is None:
             return False
-        self._next_answer = None
         self.current = invocation
         self._started_at = time.monotonic()
         self.deadline_ms = int((time.time() + self.settings.timeout) * 1000)
@@ -266,11 +282,12 @@ class Invoker:
             self.settings.timeout, self._time_out, invocation
         )
         log(f"START RequestId: {invocation.id} Version: {self.settings.function_version}")
-        answer.set_result(self._answer_for(invocation))
+        start(invocation)
         return True
 
-    def _next_ended(self, answer: asyncio.Future) -> None:
-        if answer.cancelled():
+    def _withdraw(self) -> None:
+        if self._waiting is not None:
+            self._waiting = None
             self.queue.withdraw(self._start)
 
     def give_back(self, invocation: Invocation) -> None:
@@ -292,6 +309,9 @@ class Invoker:
         """A streamed result: the caller gets it now, while the invocation stays current (and
         its deadline runs) until `end_stream`. None when the caller has already gone."""
         invocation = self._current_for(request_id)
+        if invocation.gone:
+            invocation.finish(outcome)
+            return None
         return invocation if invocation.finish(outcome) else None
 
     def end_stream(self, request_id: str) -> None:
@@ -416,15 +436,14 @@ class InvokerPool:
     def start(self) -> None:
         self._tasks = [asyncio.ensure_future(invoker.run()) for invoker in self.invokers]
 
-    def submit(self, invocation: Invocation) -> asyncio.Future:
-        """Queue an invocation; its outcome future settles when done. QueueFull when saturated."""
+    def submit(self, invocation: Invocation) -> None:
+        """Queue an invocation; its listeners hear its outcome. QueueFull when saturated."""
         self.queue.submit(invocation)
         self.in_flight += 1
         self._drained.clear()
-        invocation.outcome.add_done_callback(self._settled)
-        return invocation.outcome
+        invocation.listen(self._settled)
 
-    def _settled(self, _: asyncio.Future) -> None:
+    def _settled(self, _: Outcome) -> None:
         self.in_flight -= 1
         if not self.in_flight:
             self._drained.set()

@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 
 from klr.config import MAX_RESPONSE_BYTES
 from klr.errors import ApiError
-from klr.http import Request, Response, discard, error_response
+from klr.http import Deferred, Request, Response, discard, error_response
 from klr.invokers import Invocation, Invoker, Outcome
 from klr.log import log
 
@@ -49,7 +49,11 @@ class RuntimeApi:
         route = target[len(PREFIX) :] if target.startswith(PREFIX) else ""
         try:
             if route == "invocation/next" and request.method == "GET":
-                return self.invoker.next_invocation(self._next_answer)
+                deferred = Deferred()
+                deferred.on_gone = self.invoker.next_invocation(
+                    lambda invocation: deferred.send(self._next_answer(invocation))
+                )
+                return deferred
             if route == "init/error" and request.method == "POST":
                 self.invoker.fail_init(self._error_outcome(request, status=502))
                 return _accepted()
