@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import testinfra
 
 from conformance.harness import HERE, run_function
 from images import functions
@@ -33,3 +34,11 @@ def test_seed_example(docker_client, runtime, entrypoint):
         )
     finally:
         function.remove()
+
+
+def test_the_server_is_not_importable_by_the_function(start):
+    """The function's Python, with its environment and working directory, finds no `klr`."""
+    function = start("echo")
+    host = testinfra.get_host(f"docker://{function.container.id}")
+    found = host.run("cd /var/task && python -c 'import klr'")
+    assert found.rc != 0 and "klr" in found.stderr, found.stdout + found.stderr
