@@ -12,6 +12,7 @@ import os
 import random
 import resource
 import socket
+import struct
 import time
 from dataclasses import dataclass
 
@@ -28,6 +29,16 @@ class Answer:
     status: int
     headers: dict[str, str]  # lower-cased names, the last value of each
     body: bytes
+
+
+def request_bytes(
+    method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> bytes:
+    """A request with a Content-Length body, as bytes on the wire."""
+    head = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1"]
+    head += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    head.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
 
 class Connection:
@@ -58,13 +69,8 @@ class Connection:
     def send(
         self, method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None
     ) -> None:
-        """Queue one request with a Content-Length body; the answer is read by `answer`."""
-        head = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1"]
-        head += [f"{name}: {value}" for name, value in (headers or {}).items()]
-        head.append(f"Content-Length: {len(body)}")
-        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
-        if body:
-            self.writer.write(body)
+        """Queue one request; its answer is read by `answer`."""
+        self.writer.write(request_bytes(method, target, body, headers))
 
     async def answer(self, method: str = "POST") -> Answer:
         """Read one answer: framed by Content-Length, chunked, or by the end of the connection."""
@@ -123,6 +129,12 @@ class Connection:
 
     def close(self) -> None:
         self.writer.close()
+
+    def reset(self) -> None:
+        """Close with a TCP reset, as a client that crashed or a proxy that gave up does."""
+        sock = self.writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.writer.transport.abort()
 
 
 def raise_open_files_limit(wanted: int) -> None:
