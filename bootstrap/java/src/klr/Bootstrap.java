@@ -13,13 +13,21 @@ import java.util.Arrays;
 import java.util.List;
 
 /**
- * KLR bootstrap shim for Java functions: a small Lambda runtime client.
- *
- * <p>Started by the {@code bootstrap} script. It loads the handler named by {@code _HANDLER} from
- * the function's code ({@code $LAMBDA_TASK_ROOT}, its {@code lib/*.jar}, then {@code /opt/java/lib/*.jar}),
- * then loops over the Lambda Runtime API (2018-06-01): get an event, call the handler, post the
- * result or error. What the function observes (handler forms, JSON mapping, context, error types
- * and logs) follows the official Java runtime. Standard library only; Java 8 and later.
+ * KLR bootstrap shim for Java functions: a small Lambda runtime client, started by the
+ * {@code bootstrap} script. Its sections are those of every shim (bootstrap/README.md):
+ * <ol>
+ * <li>Settings: {@link Settings};
+ * <li>Runtime API client: {@link RuntimeApiClient}, {@link Invocation};
+ * <li>Errors: {@link Fault};
+ * <li>Context: {@link LambdaContext};
+ * <li>Handler loading: {@link HandlerLoader}, {@link Handler}, and the function's class loader
+ *     (here);
+ * <li>The loop: {@link #main} and {@link #serveOne} (here), events and results converted by
+ *     {@link Serialization}.
+ * </ol>
+ * What the function observes (handler forms, JSON mapping, context, error types and logs)
+ * follows the official Java runtime; events and results go through aws-lambda-java-serialization,
+ * the official runtime's own library. Java 8 and later.
  */
 public final class Bootstrap {
     /** Lambda's Java runtime hands the X-Ray trace header to the function (and the X-Ray SDK)
@@ -29,52 +37,7 @@ public final class Bootstrap {
     private Bootstrap() {
     }
 
-    public static void main(String[] args) throws Exception {
-        // Unbuffered UTF-8 streams: output is never lost on exit and always precedes the END line.
-        System.setOut(utf8Stream(FileDescriptor.out));
-        System.setErr(utf8Stream(FileDescriptor.err));
-        RuntimeApi api = new RuntimeApi(env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"));
-        ClassLoader loader = userClassLoader(env("LAMBDA_TASK_ROOT", "/var/task"), "/opt/java");
-        Thread.currentThread().setContextClassLoader(loader);
-        Handler handler;
-        try {
-            handler = HandlerLoader.load(env("_HANDLER", ""), loader);
-        } catch (Fault fault) {
-            fault.log();
-            api.postInitError(fault);
-            System.exit(1);
-            return;
-        }
-        LambdaContext contexts = new LambdaContext(loader);
-        while (true) {
-            serve(api, handler, contexts);
-        }
-    }
-
-    private static void serve(RuntimeApi api, Handler handler, LambdaContext contexts) {
-        Invocation invocation = api.next();
-        if (invocation.traceId != null) {
-            System.setProperty(TRACE_PROPERTY, invocation.traceId);
-        } else {
-            System.clearProperty(TRACE_PROPERTY);
-        }
-        Fault fault;
-        try {
-            byte[] result = handler.call(invocation.event, contexts.create(invocation));
-            api.postResponse(invocation.requestId, result);
-            Thread.interrupted(); // an interrupt the function left behind must not reach the next call
-            return;
-        } catch (Fault f) {
-            fault = f;
-        } catch (Throwable t) {
-            fault = Fault.thrownByFunction(t);
-        }
-        fault.log();
-        api.postError(invocation.requestId, fault);
-        if (fault.fatal) {
-            System.exit(1);
-        }
-    }
+    // ---- 5. Handler loading: the function's class loader ------------------------------------
 
     /** The function's class loader, as Lambda builds it: the task root's classes, then its
      *  lib/*.jar and the layers' /opt/java/lib/*.jar, each folder in name order. */
@@ -99,9 +62,58 @@ public final class Bootstrap {
         }
     }
 
-    static String env(String name, String fallback) {
-        String value = System.getenv(name);
-        return value == null || value.isEmpty() ? fallback : value;
+    // ---- 6. The loop ------------------------------------------------------------------------
+
+    public static void main(String[] args) throws Exception {
+        // Unbuffered UTF-8 streams: output is never lost on exit and always precedes the END line.
+        System.setOut(utf8Stream(FileDescriptor.out));
+        System.setErr(utf8Stream(FileDescriptor.err));
+        Settings settings = Settings.read();
+        RuntimeApiClient client = new RuntimeApiClient(settings.runtimeApi);
+        ClassLoader loader = userClassLoader(settings.taskRoot, "/opt/java");
+        Thread.currentThread().setContextClassLoader(loader);
+        Handler handler;
+        try {
+            handler = HandlerLoader.load(settings.handler, loader, new Serialization(loader));
+        } catch (Fault fault) {
+            fault.log();
+            client.postInitError(fault.toJson(), fault.header);
+            System.exit(1);
+            return;
+        }
+        LambdaContext contexts = new LambdaContext(loader);
+        while (true) {
+            serveOne(client, handler, contexts);
+        }
+    }
+
+    private static void serveOne(RuntimeApiClient client, Handler handler, LambdaContext contexts) {
+        Invocation invocation = client.nextInvocation();
+        if (invocation.traceId != null) {
+            System.setProperty(TRACE_PROPERTY, invocation.traceId);
+        } else {
+            System.clearProperty(TRACE_PROPERTY);
+        }
+        Fault fault;
+        try {
+            LambdaContext.ClientContextData clientContext = LambdaContext.clientContextOf(invocation);
+            Object context = contexts.create(invocation, clientContext);
+            Serialization.Platform platform =
+                    Serialization.platform(clientContext == null ? null : clientContext.env);
+            byte[] result = handler.call(invocation.event, context, platform);
+            client.postResponse(invocation.requestId, result, "application/json");
+            Thread.interrupted(); // an interrupt the function left behind must not reach the next call
+            return;
+        } catch (Fault f) {
+            fault = f;
+        } catch (Throwable t) {
+            fault = Fault.thrownByFunction(t);
+        }
+        fault.log();
+        client.postError(invocation.requestId, fault.toJson(), fault.header);
+        if (fault.fatal) {
+            System.exit(1);
+        }
     }
 
     private static PrintStream utf8Stream(FileDescriptor fd) throws UnsupportedEncodingException {

@@ -2,7 +2,6 @@ package klr;
 
 import java.io.PrintWriter;
 import java.io.StringWriter;
-import java.nio.charset.StandardCharsets;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -10,7 +9,7 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * An error as the official Java runtime reports it: the JSON body, the
+ * 3. Errors: an error as the official Java runtime reports it: the JSON body, the
  * Lambda-Runtime-Function-Error-Type header, the log text, and whether the runtime must exit.
  */
 final class Fault extends RuntimeException {
@@ -113,7 +112,7 @@ final class Fault extends RuntimeException {
         if (stackTrace != null) {
             body.put("stackTrace", stackTrace);
         }
-        return Json.write(body).getBytes(StandardCharsets.UTF_8);
+        return Serialization.json(body);
     }
 
     /** Logged to stdout as the official runtime logs it. */

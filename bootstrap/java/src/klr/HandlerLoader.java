@@ -8,22 +8,26 @@ import java.lang.reflect.Constructor;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.lang.reflect.Modifier;
+import java.lang.reflect.ParameterizedType;
 import java.lang.reflect.Type;
 import java.lang.reflect.TypeVariable;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * Resolves _HANDLER as the official Java runtime does: {@code pkg.Class::method}, or
+ * 5. Handler loading: resolves _HANDLER as the official Java runtime does: {@code pkg.Class::method}, or
  * {@code pkg.Class} implementing RequestStreamHandler or RequestHandler&lt;I, O&gt;. The
  * interfaces come from the function's own aws-lambda-java-core jar, so they are looked up
  * through its class loader. Faults that the official runtime reports on every call (missing
  * class or method, bad name) become a handler that fails every call; the ones that end its
- * init (a static initialiser or constructor that throws) are thrown.
+ * init (a static initialiser or constructor that throws) are thrown. Event and result
+ * serializers are made while loading, as the official runtime makes them.
  */
 final class HandlerLoader {
     private static final String CORE = "com.amazonaws.services.lambda.runtime.";
@@ -35,7 +39,7 @@ final class HandlerLoader {
     private HandlerLoader() {
     }
 
-    static Handler load(String name, ClassLoader loader) {
+    static Handler load(String name, ClassLoader loader, Serialization serialization) {
         int colons = name.lastIndexOf("::");
         String className = colons < 0 ? name : name.substring(0, colons);
         String methodName = colons < 0 ? null : name.substring(colons + 2);
@@ -54,7 +58,9 @@ final class HandlerLoader {
             throw Fault.badFunction(loadingMessage(className, e), e, true);
         }
         try {
-            return methodName == null ? forClass(type, loader) : forMethod(type, methodName, loader);
+            return methodName == null
+                    ? forClass(type, loader, serialization)
+                    : forMethod(type, methodName, loader, serialization);
         } catch (Fault fault) {
             if (fault.fatal) {
                 throw fault;
@@ -69,7 +75,7 @@ final class HandlerLoader {
 
     private static Handler failing(final Fault fault) {
         return new Handler() {
-            public byte[] call(byte[] event, Object context) {
+            public byte[] call(byte[] event, Object context, Serialization.Platform platform) {
                 throw fault;
             }
         };
@@ -85,33 +91,30 @@ final class HandlerLoader {
     }
 
     /** pkg.Class: a RequestStreamHandler, or a RequestHandler whose I is the event's type. */
-    private static Handler forClass(Class<?> type, ClassLoader loader) {
+    private static Handler forClass(Class<?> type, ClassLoader loader, Serialization serialization) {
         Class<?> streamHandler = core(loader, "RequestStreamHandler");
         Class<?> requestHandler = core(loader, "RequestHandler");
         if (streamHandler != null && streamHandler.isAssignableFrom(type)) {
             Method method = interfaceMethod(streamHandler, "handleRequest");
-            return new Call(newInstance(type), method, null, false,
-                    new Arg[] {Arg.INPUT_STREAM, Arg.OUTPUT_STREAM, Arg.CONTEXT});
+            return new Call(newInstance(type), method, null, null,
+                    new Arg[] {Arg.INPUT_STREAM, Arg.OUTPUT_STREAM, Arg.CONTEXT}, serialization);
         }
         if (requestHandler != null && requestHandler.isAssignableFrom(type)) {
-            Map<TypeVariable<?>, Type> bindings = Types.bindings(type);
-            TypeVariable<?>[] variables = requestHandler.getTypeParameters();
-            if (!bindings.containsKey(variables[0])) {
+            Type[] io = typeArguments(type, requestHandler, new HashMap<TypeVariable<?>, Type>());
+            if (io == null) {
                 throw Fault.badFunction("Class " + type.getName()
                         + " does not implement RequestHandler with concrete type parameters");
             }
-            Type[] io = new Type[2];
-            for (int i = 0; i < 2; i++) {
-                io[i] = bindings.get(variables[i]);
-                if (io[i] instanceof TypeVariable && Types.raw(io[i]) == Object.class) {
+            for (Type t : io) {
+                if (t instanceof TypeVariable && !hasBound((TypeVariable<?>) t)) {
                     throw Fault.badFunction("Class " + type.getName()
                             + " does not implement RequestHandler with concrete type parameters: parameter "
-                            + io[i] + " has no upper bound.");
+                            + t + " has no upper bound.");
                 }
             }
             Method method = interfaceMethod(requestHandler, "handleRequest");
-            return new Call(newInstance(type), method, io[0], !Types.isVoid(io[1]),
-                    new Arg[] {Arg.EVENT, Arg.CONTEXT});
+            return new Call(newInstance(type), method, io[0], isVoid(io[1]) ? null : io[1],
+                    new Arg[] {Arg.EVENT, Arg.CONTEXT}, serialization);
         }
         throw Fault.badFunction("Class does not implement an appropriate handler interface: " + type.getName());
     }
@@ -125,9 +128,60 @@ final class HandlerLoader {
         throw new IllegalStateException(iface.getName() + " has no method " + name);
     }
 
+    /** The type arguments the class gives the generic interface, through its superclasses
+     *  and interfaces; null when it implements the interface raw. Variables bound on the way
+     *  are resolved; one left open stays a TypeVariable. */
+    private static Type[] typeArguments(Type type, Class<?> iface, Map<TypeVariable<?>, Type> bound) {
+        Class<?> raw = type instanceof ParameterizedType
+                ? (Class<?>) ((ParameterizedType) type).getRawType() : (Class<?>) type;
+        TypeVariable<?>[] variables = raw.getTypeParameters();
+        if (type instanceof ParameterizedType) {
+            Type[] arguments = ((ParameterizedType) type).getActualTypeArguments();
+            for (int i = 0; i < variables.length; i++) {
+                Type argument = bound.get(arguments[i]);
+                bound.put(variables[i], argument == null ? arguments[i] : argument);
+            }
+        }
+        if (raw == iface) {
+            if (!(type instanceof ParameterizedType)) {
+                return null;
+            }
+            Type[] found = new Type[variables.length];
+            for (int i = 0; i < variables.length; i++) {
+                found[i] = bound.get(variables[i]);
+            }
+            return found;
+        }
+        List<Type> parents = new ArrayList<Type>(Arrays.asList(raw.getGenericInterfaces()));
+        if (raw.getGenericSuperclass() != null) {
+            parents.add(raw.getGenericSuperclass());
+        }
+        for (Type parent : parents) {
+            Class<?> parentClass = parent instanceof ParameterizedType
+                    ? (Class<?>) ((ParameterizedType) parent).getRawType() : (Class<?>) parent;
+            if (iface.isAssignableFrom(parentClass)) {
+                return typeArguments(parent, iface, new HashMap<TypeVariable<?>, Type>(bound));
+            }
+        }
+        return null;
+    }
+
+    private static boolean hasBound(TypeVariable<?> variable) {
+        for (Type bound : variable.getBounds()) {
+            if (bound != Object.class) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static boolean isVoid(Type type) {
+        return type == void.class || type == Void.class;
+    }
+
     /** pkg.Class::method: among the public methods of that name, the official order decides:
      *  non-bridge methods first, then longer signatures, a trailing Context counting one more. */
-    private static Handler forMethod(Class<?> type, String name, ClassLoader loader) {
+    private static Handler forMethod(Class<?> type, String name, ClassLoader loader, Serialization serialization) {
         final Class<?> context = core(loader, "Context");
         Method[] methods;
         try {
@@ -160,7 +214,8 @@ final class HandlerLoader {
                         event = method.getGenericParameterTypes()[i];
                     }
                 }
-                return new Call(target, method, event, !streams && !Types.isVoid(method.getGenericReturnType()), args);
+                Type result = streams || isVoid(method.getGenericReturnType()) ? null : method.getGenericReturnType();
+                return new Call(target, method, event, result, args, serialization);
             }
         }
         throw Fault.badFunction("No public method named " + name
@@ -239,34 +294,49 @@ final class HandlerLoader {
         }
     }
 
-    /** One handler method bound to its instance, and what each of its parameters receives. */
+    /** One handler method bound to its instance, what each of its parameters receives, and the
+     *  serializers of its event and result (null: none, the result is JSON null). */
     private static final class Call implements Handler {
         private final Object target;
         private final Method method;
         private final Type eventType;
-        private final boolean returnsResult;
+        private final Type resultType;
         private final Arg[] args;
+        private final Serialization serialization;
 
-        Call(Object target, Method method, Type eventType, boolean returnsResult, Arg[] args) {
+        Call(Object target, Method method, Type eventType, Type resultType, Arg[] args,
+             Serialization serialization) {
             this.target = target;
             this.method = method;
             this.eventType = eventType;
-            this.returnsResult = returnsResult;
+            this.resultType = resultType;
             this.args = args;
+            this.serialization = serialization;
             try {
                 method.setAccessible(true); // a public method of a class that is not
             } catch (RuntimeException e) {
                 // left as it is: the call reports what Java says
             }
+            // Made now, as the official runtime makes them while loading the handler; a type
+            // its serializer cannot take fails each invocation.
+            for (Type type : new Type[] {eventType, resultType}) {
+                try {
+                    if (type != null) {
+                        serialization.of(type, Serialization.Platform.OTHER);
+                    }
+                } catch (RuntimeException | LinkageError e) {
+                    throw Fault.badFunction(Fault.messageOf(e), e, false);
+                }
+            }
         }
 
-        public byte[] call(byte[] event, Object context) throws Throwable {
+        public byte[] call(byte[] event, Object context, Serialization.Platform platform) throws Throwable {
             Object[] values = new Object[args.length];
             ByteArrayOutputStream output = null;
             for (int i = 0; i < args.length; i++) {
                 switch (args[i]) {
                     case EVENT:
-                        values[i] = parse(event);
+                        values[i] = parse(event, platform);
                         break;
                     case INPUT_STREAM:
                         values[i] = new ByteArrayInputStream(event);
@@ -287,20 +357,22 @@ final class HandlerLoader {
             if (output != null) {
                 return output.toByteArray();
             }
-            return returnsResult ? serialise(result) : JSON_NULL;
+            return resultType == null ? JSON_NULL : serialise(result, platform);
         }
 
-        private Object parse(byte[] event) {
+        private Object parse(byte[] event, Serialization.Platform platform) {
             try {
-                return Beans.convert(Json.parse(new String(event, StandardCharsets.UTF_8)), eventType);
+                return serialization.of(eventType, platform).fromJson(new ByteArrayInputStream(event));
             } catch (Throwable t) {
                 throw new RuntimeException("An error occurred during JSON parsing", t);
             }
         }
 
-        private static byte[] serialise(Object result) {
+        private byte[] serialise(Object result, Serialization.Platform platform) {
             try {
-                return Json.write(result).getBytes(StandardCharsets.UTF_8);
+                ByteArrayOutputStream out = new ByteArrayOutputStream();
+                serialization.of(resultType, platform).toJson(result, out);
+                return out.toByteArray();
             } catch (Throwable t) {
                 throw new RuntimeException("An error occurred during JSON serialization of response", t);
             }

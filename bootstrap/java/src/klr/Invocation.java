@@ -1,6 +1,9 @@
 package klr;
 
-/** One event from /invocation/next and the headers that come with it (null when absent). */
+import java.util.Map;
+
+/** 2. Runtime API client: one event from nextInvocation, and the headers that came with it
+ *  (null when absent). */
 final class Invocation {
     final String requestId;
     final long deadlineMs;
@@ -11,15 +14,15 @@ final class Invocation {
     final String tenantId;
     final byte[] event;
 
-    Invocation(String requestId, String deadlineMs, String functionArn, String traceId,
-               String clientContext, String cognitoIdentity, String tenantId, byte[] event) {
-        this.requestId = requestId;
-        this.deadlineMs = deadlineMs == null ? 0 : Long.parseLong(deadlineMs.trim());
-        this.functionArn = functionArn;
-        this.traceId = traceId;
-        this.clientContext = clientContext;
-        this.cognitoIdentity = cognitoIdentity;
-        this.tenantId = tenantId;
+    Invocation(Map<String, String> headers, byte[] event) {
+        this.requestId = headers.get("Lambda-Runtime-Aws-Request-Id");
+        String deadline = headers.get("Lambda-Runtime-Deadline-Ms");
+        this.deadlineMs = deadline == null ? 0 : Long.parseLong(deadline.trim());
+        this.functionArn = headers.get("Lambda-Runtime-Invoked-Function-Arn");
+        this.traceId = headers.get("Lambda-Runtime-Trace-Id");
+        this.clientContext = headers.get("Lambda-Runtime-Client-Context");
+        this.cognitoIdentity = headers.get("Lambda-Runtime-Cognito-Identity");
+        this.tenantId = headers.get("Lambda-Runtime-Aws-Tenant-Id");
         this.event = event;
     }
 }

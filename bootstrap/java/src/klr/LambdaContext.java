@@ -3,22 +3,15 @@ package klr;
 import java.lang.reflect.InvocationHandler;
 import java.lang.reflect.Method;
 import java.lang.reflect.Proxy;
-import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * The context object handed to the function: a proxy implementing the function's own
+ * 4. Context: the context object handed to the function: a proxy implementing the function's own
  * {@code com.amazonaws.services.lambda.runtime.Context} (from its aws-lambda-java-core jar), with
  * Lambda's values. getIdentity() and getClientContext() are null when the invocation has none, as
  * in the official runtime; getLogger() writes to stdout.
  */
 final class LambdaContext {
-    private static final String[][] CLIENT_FIELDS = {
-        {"getInstallationId", "installation_id"}, {"getAppTitle", "app_title"},
-        {"getAppVersionName", "app_version_name"}, {"getAppVersionCode", "app_version_code"},
-        {"getAppPackageName", "app_package_name"},
-    };
-
     private final ClassLoader loader;
     private final Class<?> contextType;
     private final Object logger;
@@ -43,8 +36,8 @@ final class LambdaContext {
         });
         int memory;
         try {
-            memory = Integer.parseInt(Bootstrap.env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3008").trim());
-        } catch (NumberFormatException e) {
+            memory = Integer.parseInt(System.getenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").trim());
+        } catch (RuntimeException e) {
             memory = 3008; // Lambda's default when emulated, as in the bootstrap script
         }
         this.memoryLimit = memory;
@@ -52,12 +45,12 @@ final class LambdaContext {
 
     /** The context of one invocation, or null when the function ships no Context interface
      *  (then none of its handlers can take one). */
-    Object create(final Invocation invocation) {
+    Object create(final Invocation invocation, ClientContextData clientContextData) {
         if (contextType == null) {
             return null;
         }
         final Object identity = identity(invocation.cognitoIdentity);
-        final Object clientContext = clientContext(invocation.clientContext);
+        final Object clientContext = clientContext(clientContextData);
         return proxy(contextType, new Values() {
             Object value(String name, Object[] args) {
                 if (name.equals("getAwsRequestId")) {
@@ -92,68 +85,83 @@ final class LambdaContext {
         });
     }
 
+    /** The Cognito identity header, as Lambda's runtime reads it (Gson, these field names). */
+    static final class CognitoIdentityData {
+        String cognitoIdentityId;
+        String cognitoIdentityPoolId;
+    }
+
+    /** The client context header, as Lambda's runtime reads it (Gson, these field names). */
+    static final class ClientContextData {
+        ClientData client;
+        Map<String, String> custom;
+        Map<String, String> env;
+    }
+
+    static final class ClientData {
+        String installation_id;
+        String app_title;
+        String app_version_name;
+        String app_version_code;
+        String app_package_name;
+    }
+
+    /** The invocation's client context, or null when it has none. */
+    static ClientContextData clientContextOf(Invocation invocation) {
+        String header = invocation.clientContext;
+        return header == null || header.isEmpty() ? null : Serialization.fromHeader(header, ClientContextData.class);
+    }
+
     private Object identity(String header) {
         if (header == null || header.isEmpty()) {
             return null;
         }
-        final Map<?, ?> values = (Map<?, ?>) Json.parse(header);
+        final CognitoIdentityData values = Serialization.fromHeader(header, CognitoIdentityData.class);
         return proxy(core("CognitoIdentity"), new Values() {
             Object value(String name, Object[] args) {
                 if (name.equals("getIdentityId")) {
-                    return text(values.get("cognitoIdentityId"));
+                    return values.cognitoIdentityId;
                 } else if (name.equals("getIdentityPoolId")) {
-                    return text(values.get("cognitoIdentityPoolId"));
+                    return values.cognitoIdentityPoolId;
                 }
                 return unknown("CognitoIdentity", name);
             }
         });
     }
 
-    private Object clientContext(String header) {
-        if (header == null || header.isEmpty()) {
+    private Object clientContext(final ClientContextData values) {
+        if (values == null) {
             return null;
         }
-        Map<?, ?> values = (Map<?, ?>) Json.parse(header);
-        final Map<?, ?> clientValues = (Map<?, ?>) values.get("client");
+        final ClientData clientValues = values.client;
         final Object client = clientValues == null ? null : proxy(core("Client"), new Values() {
             Object value(String name, Object[] args) {
-                for (String[] field : CLIENT_FIELDS) {
-                    if (field[0].equals(name)) {
-                        return text(clientValues.get(field[1]));
-                    }
+                if (name.equals("getInstallationId")) {
+                    return clientValues.installation_id;
+                } else if (name.equals("getAppTitle")) {
+                    return clientValues.app_title;
+                } else if (name.equals("getAppVersionName")) {
+                    return clientValues.app_version_name;
+                } else if (name.equals("getAppVersionCode")) {
+                    return clientValues.app_version_code;
+                } else if (name.equals("getAppPackageName")) {
+                    return clientValues.app_package_name;
                 }
                 return unknown("Client", name);
             }
         });
-        final Map<String, String> custom = strings(values.get("custom"));
-        final Map<String, String> environment = strings(values.get("env"));
         return proxy(core("ClientContext"), new Values() {
             Object value(String name, Object[] args) {
                 if (name.equals("getClient")) {
                     return client;
                 } else if (name.equals("getCustom")) {
-                    return custom;
+                    return values.custom;
                 } else if (name.equals("getEnvironment")) {
-                    return environment;
+                    return values.env;
                 }
                 return unknown("ClientContext", name);
             }
         });
-    }
-
-    private static Map<String, String> strings(Object node) {
-        if (!(node instanceof Map)) {
-            return null;
-        }
-        Map<String, String> strings = new LinkedHashMap<String, String>();
-        for (Map.Entry<?, ?> entry : ((Map<?, ?>) node).entrySet()) {
-            strings.put(entry.getKey().toString(), text(entry.getValue()));
-        }
-        return strings;
-    }
-
-    private static String text(Object value) {
-        return value == null ? null : value instanceof String ? (String) value : Json.write(value);
     }
 
     private Class<?> core(String simpleName) {
