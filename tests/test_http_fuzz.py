@@ -171,12 +171,13 @@ def stricter_rules(oracle: Oracle) -> dict[str, int]:
 
 
 # Building blocks of requests. Each request has one or two areas in focus, where unusual (often
-# invalid) choices are frequent; elsewhere all is usual. So most requests are near-valid, and
+# invalid) choices are made; elsewhere all is usual. So most requests are near-valid, and
 # each boundary is reached from an otherwise valid request.
 
-AREAS = ["leading", "method", "target", "version", "request line", "name", "value", "field line"]
-AREAS += ["obs-fold", "host", "length", "framing", "coding", "chunk size", "chunk ext"]
-AREAS += ["chunk end", "trailers", "pipelining", "bytes"]
+AREAS = ["leading", "method", "target", "version", "request line"]
+AREAS += ["name", "colon", "OWS", "value", "end of line", "obs-fold", "host"]
+AREAS += ["length", "framing", "coding", "chunk size", "chunk ext", "chunk end", "trailers"]
+AREAS += ["pipelining", "bytes"]
 TCHAR = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 VCHAR = bytes(range(0x21, 0x7F))
 SPECIAL_BYTES = [b"\x00", b"\x01", b"\x7f", b"\x0b", b"\x0c", b"\r", b"\n", b"\t", b" "]
@@ -208,15 +209,17 @@ SHORT_BINARY, BODIES = st.binary(max_size=12), st.binary(max_size=40)
 
 @dataclass(frozen=True)
 class Focus:
-    """The areas of a request where unusual choices are made."""
+    """The areas of a request where unusual choices are made, and how often (one in `odds`):
+    often enough to combine boundaries, or seldom enough to meet one alone in a busy area."""
 
     areas: frozenset[str]
+    odds: int
 
     def pick(self, draw, area: str, usual: list, unusual: list):
-        """A usual value, or (in focus, half the time) an unusual one; shrinks to usual[0].
+        """A usual value, or (in focus, at the odds) an unusual one; shrinks to usual[0].
         A choice that is a strategy is drawn from only when chosen."""
-        in_focus = unusual and area in self.areas and draw(st.booleans())
-        choice = choose(draw, unusual if in_focus else usual)
+        rare = unusual and area in self.areas and draw(below(self.odds)) == self.odds - 1
+        choice = choose(draw, unusual if rare else usual)
         return draw(choice) if isinstance(choice, st.SearchStrategy) else choice
 
     def spike(self, draw, area: str, value: bytes) -> bytes:
@@ -227,8 +230,10 @@ class Focus:
         return value[:at] + choose(draw, SPECIAL_BYTES) + value[at:]
 
 
-focuses = st.lists(st.sampled_from(AREAS), min_size=1, max_size=2).map(
-    lambda areas: Focus(frozenset(areas))
+focuses = st.builds(
+    Focus,
+    st.frozensets(st.sampled_from(AREAS), min_size=1, max_size=2),
+    st.sampled_from([2, 4, 10]),
 )
 
 
@@ -270,11 +275,11 @@ def field_line(draw, focus: Focus, name: bytes | None = None, value: bytes | Non
         values += [b"\x80\xff", VISIBLE]
         value = focus.pick(draw, "value", values, [SHORT_BINARY, b"a\r b"])
         value = focus.spike(draw, "value", value)
-    line = name + focus.pick(draw, "field line", [b""], [b" ", b"\t", b"  ", b"\x0b"])
-    line += focus.pick(draw, "field line", [b":"], [b"", b"::", b"=", b": :"])
+    line = name + focus.pick(draw, "colon", [b""], [b" ", b"\t", b"  ", b"\x0b"])
+    line += focus.pick(draw, "colon", [b":"], [b"", b"::", b"=", b": :"])
     ows = [b" ", b"", b"\t", b"  ", b" \t "], [b"\x0b", b"\x0c", b"\x00", b"\r"]
-    line += focus.pick(draw, "field line", *ows) + value + focus.pick(draw, "field line", *ows)
-    line += focus.pick(draw, "field line", [b"\r\n", b"\n"], EOLS)
+    line += focus.pick(draw, "OWS", *ows) + value + focus.pick(draw, "OWS", *ows)
+    line += focus.pick(draw, "end of line", [b"\r\n", b"\n"], EOLS)
     if focus.pick(draw, "obs-fold", [False], [True]):  # a continuation line
         fold = focus.pick(draw, "obs-fold", [b" ", b"\t", b"  "], [])
         line += fold + draw(FOLDED_TEXT) + focus.pick(draw, "obs-fold", [b"\r\n"], [b"\n"])
@@ -354,7 +359,7 @@ def requests(draw) -> bytes:
         coding = focus.pick(draw, "coding", TRANSFER_CODINGS, TRANSFER_CODINGS_UNUSUAL)
         field = field_line(draw, focus, b"Transfer-Encoding", coding)
         fields.insert(draw(below(len(fields) + 1)), field)
-    wire += line + b"".join(fields) + focus.pick(draw, "field line", [b"\r\n", b"\n"], EOLS)
+    wire += line + b"".join(fields) + focus.pick(draw, "end of line", [b"\r\n", b"\n"], EOLS)
     wire += chunked_body(draw, focus, body) if how in ("chunked", "both", "codings") else body
     if focus.pick(draw, "pipelining", [False], [True]):  # the next request is not this one's
         wire += focus.pick(draw, "pipelining", [b"GET /n HTTP/1.1\r\nHost: h\r\n\r\n"], [b"\0"])
