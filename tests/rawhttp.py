@@ -14,6 +14,7 @@ import resource
 import socket
 import struct
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 # The largest answer head we accept; the server's own limit on request heads is far lower.
@@ -162,10 +163,6 @@ def free_port_block(count: int) -> int:
     raise AssertionError(f"no {count} consecutive free ports from 10000 to {ephemeral}")
 
 
-def open_files(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
 def rss_kb(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -194,22 +191,37 @@ def children(pid: int) -> list[int]:
 
 
 # TCP states as /proc/net/tcp spells them (include/net/tcp_states.h).
-TCP_ESTABLISHED = "01"
+TCP_ESTABLISHED, TCP_LISTEN = "01", "0A"
 
 
-def server_side_state(server_port: int, client_port: int) -> str | None:
-    """The state of the server's end of one loopback connection, None once it is gone."""
+def _tcp_sockets() -> Iterator[tuple[int, int, str, int]]:
+    """(local port, remote port, state, inode) of every TCP socket in this network namespace;
+    inode 0 is a socket no process holds (closed, or still queued for accept)."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as rows:
                 next(rows)
                 for row in rows:
-                    local, remote, state = row.split()[1:4]
-                    if (
-                        int(local.rsplit(":", 1)[1], 16) == server_port
-                        and int(remote.rsplit(":", 1)[1], 16) == client_port
-                    ):
-                        return state
+                    fields = row.split()
+                    local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+                    local_port = int(local.rsplit(":", 1)[1], 16)
+                    yield local_port, int(remote.rsplit(":", 1)[1], 16), state, int(inode)
         except FileNotFoundError:
             pass
+
+
+def server_side_state(server_port: int, client_port: int) -> str | None:
+    """The state of the server's end of one loopback connection, None once it is gone."""
+    for local, remote, state, _ in _tcp_sockets():
+        if local == server_port and remote == client_port:
+            return state
     return None
+
+
+def held_connections(server_port: int) -> int:
+    """How many connections to `server_port` the server has accepted and not yet closed."""
+    return sum(
+        1
+        for local, _, state, inode in _tcp_sockets()
+        if local == server_port and state != TCP_LISTEN and inode
+    )
