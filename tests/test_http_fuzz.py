@@ -7,7 +7,9 @@ accept exactly what h11 accepts and read the same method, target, version, heade
 trailers; what both refuse, KLR answers with one of its refusal statuses.
 
 h11 is the oracle except where the issue's rules (RFC 9112, strict) deliberately differ: each
-such rule is in `stricter_rules`, with the reason.
+such rule is in `stricter_rules`, with the reason. Not generated: sizes near the limits (h11 has
+no line limit; tests/test_http.py has the 414 and 431 cases), and framing fields among trailers
+(see `chunked_body`).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def framing(headers: list[tuple[bytes, bytes]]) -> tuple[tuple[bytes, ...], tupl
 
 
 def accepted(method, target, version, headers, body, trailers) -> Accepted:
+    """A parsed request in the form both parsers' readings are compared in."""
     return Accepted(
         method=bytes(method),
         target=bytes(target),
@@ -88,6 +91,7 @@ class Oracle:
 
 
 def h11_verdict(data: bytes) -> Oracle:
+    """What h11, as a server, makes of `data`: its reading, a refusal, or a need for more."""
     connection = h11.Connection(h11.SERVER, max_incomplete_event_size=H11_BUFFER_LIMIT)
     connection.receive_data(data)
     request, body, head, end_of_body, after_data = None, bytearray(), b"", 0, False
@@ -125,6 +129,7 @@ def h11_verdict(data: bytes) -> Oracle:
 
 
 def klr_verdict(data: bytes) -> Accepted | Refused | str:
+    """What klr.http.parse_request makes of `data`, in the same form."""
     try:
         request = parse_request(data, Limits())
     except HttpError as error:
@@ -132,8 +137,8 @@ def klr_verdict(data: bytes) -> Accepted | Refused | str:
     if request is None:
         return INCOMPLETE
 
-    def raw(pairs) -> list[tuple[bytes, bytes]]:
-        pairs = pairs.items() if isinstance(pairs, dict) else pairs
+    def raw(pairs: list[tuple[str, str]] | dict[str, str]) -> list[tuple[bytes, bytes]]:
+        pairs = pairs.items() if isinstance(pairs, dict) else pairs  # trailers are a dict
         return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in pairs]
 
     return accepted(
@@ -197,6 +202,7 @@ def choose(draw, options: list):
 
 
 def visible(min_size: int = 0, max_size: int = 24) -> st.SearchStrategy[bytes]:
+    """Strings of VCHAR: what a target or a simple field value is made of."""
     return st.binary(min_size=min_size, max_size=max_size).map(
         lambda raw: bytes(VCHAR[byte % len(VCHAR)] for byte in raw)
     )
@@ -287,6 +293,7 @@ def field_line(draw, focus: Focus, name: bytes | None = None, value: bytes | Non
 
 
 def content_length(draw, focus: Focus, size: int) -> bytes:
+    """The value of a Content-Length for a body of `size` bytes, or a boundary case."""
     digits = b"%d" % size
     unusual = [b"0" + digits, b"000" + digits, b"0" * 17 + digits, b"0" * 20 + digits]
     unusual += [b"+" + digits, b"-" + digits, b"-0", b"", b"0x" + digits, digits + b".0"]
@@ -402,7 +409,8 @@ def test_klr_accepts_exactly_what_h11_accepts_and_reads_the_same(data: bytes):
 
 
 HEAD = b"POST / HTTP/1.1\r\nHost: h\r\n"
-CHUNKED = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+TE = b"Transfer-Encoding: chunked\r\n"
+CHUNKED = HEAD + TE + b"\r\n"
 NAMED_BOUNDARIES = {
     "HTTP/2.0": b"GET / HTTP/2.0\r\nHost: h\r\n\r\n",
     "HTTP/1.2": b"GET / HTTP/1.2\r\nHost: h\r\n\r\n",
@@ -425,8 +433,7 @@ NAMED_BOUNDARIES = {
     "length listed twice": HEAD + b"Content-Length: 5, 5\r\n\r\nhello",
     "two lengths": HEAD + b"Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
     "two different lengths": HEAD + b"Content-Length: 5\r\nContent-Length: 4\r\n\r\nhello",
-    "length and chunked": HEAD
-    + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "length and chunked": HEAD + b"Content-Length: 5\r\n" + TE + b"\r\n0\r\n\r\n",
     "Chunked": HEAD + b"Transfer-Encoding: Chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
     "xchunked": HEAD + b"Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
     "chunked, identity": HEAD + b"Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
@@ -443,5 +450,5 @@ NAMED_BOUNDARIES = {
 
 
 @pytest.mark.parametrize("data", NAMED_BOUNDARIES.values(), ids=NAMED_BOUNDARIES.keys())
-def test_the_boundaries_the_issue_names_every_run(data: bytes):
+def test_the_boundaries_the_issue_names_get_the_same_verdict(data: bytes):
     check_same_verdict(data)
