@@ -78,7 +78,10 @@ class Invocation:
         if self.outcome is not None:
             return False
         self.outcome = outcome
-        for listener in self._listeners:
+        # Listeners often refer to the invocation: let go of them, so that no cycle keeps the
+        # event and the result alive until the next full garbage collection.
+        listeners, self._listeners = self._listeners, []
+        for listener in listeners:
             listener(outcome)
         return True
 
@@ -207,6 +210,9 @@ class Invoker:
             self.init_error = Outcome.error(
                 502, "Runtime.InvalidEntrypoint", f"Could not start {self.bootstrap}: {error}"
             )
+            return
+        with contextlib.suppress(OSError):  # kept open: each REPORT reads it with one call
+            self._status_fd = os.open(f"/proc/{self.process.pid}/status", os.O_RDONLY)
 
     def _on_exit(self, returncode: int) -> bool:
         """Settle what the process left behind; True when it died before asking for work."""
@@ -372,10 +378,8 @@ class Invoker:
     def _peak_memory_mb(self) -> int:
         """VmHWM of the process, read from a descriptor kept open: one system call."""
         try:
-            if self._status_fd < 0:
-                self._status_fd = os.open(f"/proc/{self.process.pid}/status", os.O_RDONLY)
             status = os.pread(self._status_fd, 4096, 0)
-        except (OSError, AttributeError):
+        except OSError:
             return 0
         start = status.find(b"VmHWM:")
         return int(status[start + 6 : status.index(b"kB", start)]) // 1024 if start >= 0 else 0
