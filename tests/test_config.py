@@ -59,3 +59,24 @@ def test_knative_service_names_the_function_unless_the_user_did():
 def test_bad_values_say_which_setting_and_what_is_allowed(env, words):
     with pytest.raises(SettingsError, match=words.replace("(", r"\(").replace(")", r"\)")):
         Settings.from_env(env)
+
+
+def test_the_http_layer_limits_have_defaults_and_settings():
+    defaults = Settings.from_env({})
+    assert (defaults.header_timeout, defaults.idle_timeout) == (10, 75)
+    assert (defaults.body_timeout, defaults.write_timeout) == (60, 30)
+    assert (defaults.max_connections, defaults.max_header_bytes) == (4096, 65536)
+    env = {
+        "KLR_HEADER_TIMEOUT": "2.5",
+        "KLR_IDLE_TIMEOUT": "5",
+        "KLR_BODY_TIMEOUT": "7",
+        "KLR_WRITE_TIMEOUT": "9",
+        "KLR_MAX_CONNECTIONS": "100",
+        "KLR_MAX_HEADER_BYTES": "16384",
+    }
+    settings = Settings.from_env(env)
+    assert (settings.header_timeout, settings.idle_timeout) == (2.5, 5)
+    assert (settings.body_timeout, settings.write_timeout) == (7, 9)
+    assert (settings.max_connections, settings.max_header_bytes) == (100, 16384)
+    with pytest.raises(SettingsError, match="KLR_MAX_CONNECTIONS"):
+        Settings.from_env({"KLR_MAX_CONNECTIONS": "0"})
