@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-# The largest answer head we accept; the server's own limit on request heads is far lower.
+# The longest line of an answer's head the client reads (asyncio's readline limit).
 MAX_HEAD = 64 * 1024
 
 
@@ -57,9 +57,13 @@ class Connection:
             reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=MAX_HEAD)
             return cls(reader, writer)
         sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        except BaseException:
+            sock.close()
+            raise
         reader, writer = await asyncio.open_connection(sock=sock, limit=MAX_HEAD)
         return cls(reader, writer)
 
