@@ -233,9 +233,10 @@ class Invoker:
                 "Runtime.ExitError",
                 f"RequestId: {invocation.id} Error: Runtime exited with error: {reason}",
             )
-            if invocation.finish(exit_error):
+            if invocation.outcome is None:
                 log(f"RequestId: {invocation.id} Error: Runtime exited with error: {reason}")
             self._log_end(invocation)
+            invocation.finish(exit_error)
             return False
         if self.initialized or self.stopping:
             return False
@@ -307,9 +308,9 @@ class Invoker:
     def finish(self, request_id: str, outcome: Outcome) -> None:
         invocation = self._current_for(request_id)
         self._cancel_deadline()
-        invocation.finish(outcome)
         self.current, self.last_finished_id = None, invocation.id
-        self._log_end(invocation)
+        self._log_end(invocation)  # first: the log is complete once the caller has its answer
+        invocation.finish(outcome)
 
     def begin_stream(self, request_id: str, outcome: Outcome) -> Invocation | None:
         """A streamed result: the caller gets it now, while the invocation stays current (and
