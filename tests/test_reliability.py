@@ -16,6 +16,7 @@ import os
 import random
 import signal
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -105,10 +106,16 @@ def print_figures(request):
 def start(start_server):
     """start_server with INVOKER_COUNT Runtime API ports where no client socket can take one."""
 
-    def run(handler: str = "handler.echo", invokers: int = 1, **env: str):
+    def run(
+        handler: str = "handler.echo", invokers: int = 1, bootstrap: str | None = None, **env: str
+    ):
         first = free_port_block(invokers)
         return start_server(
-            handler, INVOKER_COUNT=str(invokers), KLR_RUNTIME_API_PORT=str(first), **env
+            handler,
+            bootstrap,
+            INVOKER_COUNT=str(invokers),
+            KLR_RUNTIME_API_PORT=str(first),
+            **env,
         )
 
     return run
@@ -417,6 +424,51 @@ def test_bootstraps_killed_under_load_fail_only_their_own_invocations(start, fig
         "invocation its process held, and some kills must have hit one"
     )
     assert figures.requests == under_fire + 200
+    assert_clean_log(server)
+
+
+# A bootstrap that dies half-way through posting its result: the deterministic form of a kill
+# that lands while a result is on the wire.
+DIES_MID_RESULT = """
+import http.client, os, signal
+api = http.client.HTTPConnection(os.environ["AWS_LAMBDA_RUNTIME_API"])
+api.request("GET", "/2018-06-01/runtime/invocation/next")
+answer = api.getresponse()
+request_id = answer.getheader("Lambda-Runtime-Aws-Request-Id")
+answer.read()
+api.putrequest("POST", "/2018-06-01/runtime/invocation/%s/response" % request_id)
+api.putheader("Content-Length", "1000000")
+api.endheaders()
+api.send(b"x" * 500000)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_bootstrap_killed_while_posting_its_result_fails_with_runtime_exit_error(
+    start, figures, tmp_path
+):
+    script = tmp_path / "dies_mid_result.py"
+    script.write_text(DIES_MID_RESULT)
+    server = start(bootstrap=f"exec {sys.executable} {script}")
+
+    async def invoke_all() -> None:
+        for number in range(10):  # the exit and the broken upload race: ten tries see both
+            job = echo_job(number, 100)
+            connection = await Connection.open(server.port)
+            try:
+                answer = await asyncio.wait_for(connection.request("POST", "/", job.body, JSON), 30)
+            finally:
+                connection.close()
+            figures.requests += 1
+            figures.faults += 1
+            failure = exit_error_failure(job, answer) if answer.status == 502 else None
+            if answer.status != 502 or failure:
+                figures.fail(failure or f"request {number}: {answer.status} {answer.body[:300]!r}")
+            elif b"signal: SIGKILL" not in answer.body:
+                figures.fail(f"request {number}: {answer.body[:300]!r} does not say SIGKILL")
+
+    asyncio.run(invoke_all())
+    figures.assert_no_failures()
     assert_clean_log(server)
 
 
