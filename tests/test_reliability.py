@@ -452,7 +452,7 @@ def test_a_bootstrap_killed_while_posting_its_result_fails_with_runtime_exit_err
     server = start(bootstrap=f"exec {sys.executable} {script}")
 
     async def invoke_all() -> None:
-        for number in range(10):  # the exit and the broken upload race: ten tries see both
+        for number in range(10):  # its exit and its broken upload reach the server in any order
             job = echo_job(number, 100)
             connection = await Connection.open(server.port)
             try:
