@@ -64,7 +64,7 @@ def test_saturation_answers_429(start_server):
     server = start_server("handler.sleep", KLR_QUEUE_SIZE="0")
     with ThreadPoolExecutor(1) as pool:
         busy = pool.submit(server.invoke, {"seconds": 1})
-        time.sleep(0.3)
+        server.wait_for_log("START RequestId")  # the one invoker is busy
         refused = server.invoke({"seconds": 0})
         assert refused.status_code == 429
         assert refused.json()["errorType"] == "TooManyRequestsException"
@@ -165,8 +165,7 @@ def test_sigterm_drains_in_flight_work_then_exits_0(start_server):
     server = start_server("handler.sleep")
     with ThreadPoolExecutor(1) as pool:
         in_flight = pool.submit(server.invoke, {"seconds": 1})
-        while "START" not in server.logs():
-            time.sleep(0.05)
+        server.wait_for_log("START RequestId")
         assert server.stop() == 0
         assert in_flight.result().json() == {"slept": 1}
     assert "klr: stopped" in server.logs()
@@ -174,7 +173,7 @@ def test_sigterm_drains_in_flight_work_then_exits_0(start_server):
 
 def test_sigterm_while_bootstraps_wait_for_work_is_quiet(start_server):
     """Bootstraps blocked on /next are let go without a traceback in the log."""
-    server = start_server(INVOKER_COUNT="2")
+    server = start_server(INVOKER_COUNT="2").wait_until_all_invokers_ready()
     assert server.invoke({}).status_code == 200
     assert server.stop() == 0
     assert "Traceback" not in server.logs() and "klr: stopped" in server.logs()
