@@ -25,6 +25,8 @@ INVOCATION_ROUTE = re.compile(r"invocation/([^/]+)/(response|error)")
 ERROR_TYPE_SHAPE = re.compile(r"(Runtime|Function)\.[A-Z][a-zA-Z]+")
 ERROR_TRAILERS = ("lambda-runtime-function-error-type", "lambda-runtime-function-error-body")
 ACCEPTED_BODY = b'{"status":"OK"}'
+# How long a dropped result waits for its runtime's exit to be noticed.
+EXIT_GRACE_SECONDS = 0.5
 JSON = ("Content-Type", "application/json")
 
 
@@ -77,16 +79,27 @@ class RuntimeApi:
         )
 
     def on_broken(self, request: Request, error: Exception) -> None:
-        """A result whose body never arrived whole fails its invocation now, not at the timeout."""
+        """A result whose body never arrived whole fails its invocation now, not at the timeout.
+        A dropped connection may be its runtime dying: the exit, seen a moment later, is then
+        the truer error (Runtime.ExitError), so it gets that moment to win."""
         match = INVOCATION_ROUTE.fullmatch(request.target[len(PREFIX) :])
         if not match or request.stream is not None:  # a stream's reader hears of it itself
             return
-        message = f"The runtime's {match.group(2)} could not be read: {error}"
-        log(f"RequestId: {match.group(1)} Error: {message}")
-        with contextlib.suppress(ApiError):
-            self.invoker.finish(
-                match.group(1), Outcome.error(502, "Runtime.MalformedResponse", message)
+        request_id, kind = match.groups()
+        message = f"The runtime's {kind} could not be read: {error}"
+        if isinstance(error, ConnectionError):
+            asyncio.get_running_loop().call_later(
+                EXIT_GRACE_SECONDS, self._fail_unread, request_id, message
             )
+        else:
+            self._fail_unread(request_id, message)
+
+    def _fail_unread(self, request_id: str, message: str) -> None:
+        current = self.invoker.current
+        if current is None or current.id != request_id:
+            return  # settled meanwhile, by the runtime's exit for one
+        log(f"RequestId: {request_id} Error: {message}")
+        self.invoker.finish(request_id, Outcome.error(502, "Runtime.MalformedResponse", message))
 
     def _next_answer(self, invocation: Invocation) -> Response:
         invoker = self.invoker

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from tests.endpoint import Endpoint
+from tests.rawhttp import free_port_block
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON_SHIM = REPO / "bootstrap" / "python" / "bootstrap.py"
@@ -24,25 +25,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def free_ports(count: int) -> int:
-    """The first of `count` consecutive free ports (one Runtime API port per invoker)."""
-    for _ in range(100):
-        first = free_port()
-        sockets = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise OSError(f"no {count} consecutive free ports on 127.0.0.1")
 
 
 def python_interpreters() -> list[str]:
@@ -72,7 +54,7 @@ class LocalServer(Endpoint):
         script.write_text("#!/bin/sh\n" + bootstrap + "\n")
         script.chmod(0o755)
         self.port = free_port()
-        self.api_port = free_ports(int(env.get("INVOKER_COUNT", "1")))
+        self.api_port = free_port_block(int(env.get("INVOKER_COUNT", "1")))
         self.log_path = root / "server.log"
         self.env = {
             **os.environ,
