@@ -52,6 +52,9 @@ def front_limits(settings: Settings) -> Limits:
     )
 
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
 async def serve(settings: Settings, bootstrap: str) -> None:
     pool = InvokerPool(settings, bootstrap)
     runtime_apis = []
@@ -98,7 +101,20 @@ async def serve(settings: Settings, bootstrap: str) -> None:
     log("klr: stopped")
 
 
+def return_freed_memory() -> None:
+    """Fix glibc's mmap threshold at its start value. Left dynamic, glibc raises it the first
+    time a large buffer (a body of megabytes) is freed, and from then on keeps such buffers in
+    the heap: the server's memory would not come back after large requests or slow clients."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+    except (ImportError, OSError, AttributeError):  # not glibc: its allocator decides
+        pass
+
+
 def main() -> None:
+    return_freed_memory()
     try:
         settings = Settings.from_env(handler=" ".join(sys.argv[1:2]))
     except SettingsError as error:

@@ -42,12 +42,6 @@ from tests.rawhttp import (
 SEED = 7
 MAX_PAYLOAD = 1024 * 1024
 JSON = {"Content-Type": "application/json"}
-# Where a test checks that memory comes back, the server runs with glibc's mmap threshold fixed
-# at its usual start value. Left dynamic, glibc raises it the first time a large buffer is freed,
-# and keeps later freed ones in the heap: measured here, 13 MB stayed after two clients that
-# stopped reading 6 MB of answers had gone, and 30 kB with the threshold fixed. Fixed, the RSS
-# shows what the server itself still holds.
-FIXED_MMAP_THRESHOLD = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 # What RSS may stay above its idle figure once hostile clients have gone: closed connections
 # wait for CPython's next full garbage collection (an asyncio transport refers to itself), about
 # 2 kB each; a connection's buffers must not stay.
@@ -256,7 +250,7 @@ INVOCATIONS = 20_000
 
 
 def test_20000_invocations_at_concurrency_64_each_get_their_own_answer(start, figures):
-    server = start(invokers=8, AWS_LAMBDA_FUNCTION_TIMEOUT="30", **FIXED_MMAP_THRESHOLD)
+    server = start(invokers=8, AWS_LAMBDA_FUNCTION_TIMEOUT="30")
     server.wait_until_all_invokers_ready()
     pid = server.process.pid
     sizes = list(itertools.islice(payload_sizes(random.Random(SEED)), INVOCATIONS))
@@ -621,7 +615,6 @@ def test_a_normal_client_is_answered_within_100_ms_beside_2000_idle_and_slowlori
         KLR_HEADER_TIMEOUT="600",
         KLR_IDLE_TIMEOUT="600",
         KLR_BODY_TIMEOUT="600",
-        **FIXED_MMAP_THRESHOLD,
     )
     server.wait_until_all_invokers_ready()
     pid = server.process.pid
@@ -747,7 +740,6 @@ def test_timeouts_cut_off_idle_and_slow_clients_and_free_their_memory(start, fig
         KLR_IDLE_TIMEOUT=f"{IDLE_TIMEOUT:g}",
         KLR_BODY_TIMEOUT=f"{BODY_TIMEOUT:g}",
         KLR_WRITE_TIMEOUT=f"{WRITE_TIMEOUT:g}",
-        **FIXED_MMAP_THRESHOLD,
     )
     server.wait_until_all_invokers_ready()
     pid, port = server.process.pid, server.port
