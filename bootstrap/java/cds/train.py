@@ -3,8 +3,9 @@
 Runs the image's own bootstrap script on a training function (training/Echo.java) against a
 Runtime API played here on 127.0.0.1, so that the JVM sees the classes a start-up and the first
 invocations load, with the class path and options of a real start. JDK 13 and later write the
-archive when that JVM exits (-XX:ArchiveClassesAtExit); JDK 11 and 12 record the class list
-(-XX:DumpLoadedClassList) and dump it in a second run (-Xshare:dump). OpenJDK 8 has no AppCDS.
+archive when that JVM exits (-XX:ArchiveClassesAtExit); earlier ones record the class list
+(-XX:DumpLoadedClassList) and dump it in a second run (-Xshare:dump; on JDK 8, where the shim
+is on the boot class path, SharedArchiveFile is a diagnostic option).
 
 Usage: python3 train.py <java major version> <archive> <bootstrap> <task root> <handler>
 """
@@ -85,7 +86,8 @@ def main():
     else:
         class_list = archive + ".classlist"
         run_bootstrap(bootstrap, task_root, handler, f"-XX:DumpLoadedClassList={class_list}")
-        dump = f"-Xshare:dump -XX:SharedClassListFile={class_list} -XX:SharedArchiveFile={archive}"
+        unlock = "-XX:+UnlockDiagnosticVMOptions " if int(version) < 9 else ""
+        dump = f"{unlock}-Xshare:dump -XX:SharedClassListFile={class_list} -XX:SharedArchiveFile={archive}"
         subprocess.run([bootstrap], env={**os.environ, "JAVA_TOOL_OPTIONS": dump}, check=True)
         os.remove(class_list)
     if not os.path.isfile(archive):

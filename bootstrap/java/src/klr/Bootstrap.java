@@ -40,13 +40,15 @@ public final class Bootstrap {
     // ---- 5. Handler loading: the function's class loader ------------------------------------
 
     /** The function's class loader, as Lambda builds it: the task root's classes, then its
-     *  lib/*.jar and the layers' /opt/java/lib/*.jar, each folder in name order. */
+     *  lib/*.jar and the layers' /opt/java/lib/*.jar, each folder in name order. Its parent is
+     *  the system class loader, which sees this shim wherever the JVM has it (on Java 8, the
+     *  boot class path: see images/java/Dockerfile). */
     static ClassLoader userClassLoader(String taskRoot, String layerRoot) throws MalformedURLException {
         List<URL> urls = new ArrayList<URL>();
         urls.add(new File(taskRoot).toURI().toURL());
         addJars(new File(taskRoot, "lib"), urls);
         addJars(new File(layerRoot, "lib"), urls);
-        return new URLClassLoader(urls.toArray(new URL[0]), Bootstrap.class.getClassLoader());
+        return new URLClassLoader(urls.toArray(new URL[0]), ClassLoader.getSystemClassLoader());
     }
 
     private static void addJars(File folder, List<URL> urls) throws MalformedURLException {
