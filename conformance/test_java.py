@@ -15,9 +15,11 @@ import pytest
 import requests
 
 from conformance.harness import seed_function
+from images.functions import TEST_LABELS
 
 LANGUAGE = "java"
 EVENTS = Path(__file__).parent / "events"
+SERIALIZER_CLASS = "com.amazonaws.services.lambda.runtime.serialization.factories.JacksonFactory"
 
 
 def sample_event(name: str) -> dict:
@@ -284,6 +286,37 @@ def test_trace_id_client_context_and_logger(start):
     logged = start("logger")
     assert logged.invoke({"marker": "m-3"}).json() == "logged"
     logged.wait_for_log("lambda logger: m-3")
+
+
+def test_shim_and_serializer_classes_come_from_the_cds_archive(
+    docker_client, fixture_image, runtime
+):
+    """The image's class-data-sharing archive holds the shim's and the serializer's classes
+    (bootstrap/java/cds/train.py), and the bootstrap script's JVM maps it: the classes load
+    from the "shared objects file" (-verbose:class, on Java 8 and later alike)."""
+    container = docker_client.containers.run(
+        fixture_image,
+        entrypoint=["/var/runtime/bootstrap"],
+        environment={
+            "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9",  # refused: the shim exits after loading
+            "_HANDLER": "example.Handler::echo",
+            "JAVA_TOOL_OPTIONS": "-verbose:class",
+        },
+        network_mode="none",
+        labels=TEST_LABELS,
+        detach=True,
+    )
+    try:
+        try:
+            container.wait(timeout=runtime.startup_seconds)
+        except requests.exceptions.RequestException:
+            pytest.fail(f"the bootstrap did not exit within {runtime.startup_seconds} s")
+        output = container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    for name in ("klr.Bootstrap", "klr.HandlerLoader", SERIALIZER_CLASS):
+        loaded = [line for line in output.splitlines() if f"{name} " in line]
+        assert loaded and "shared objects file" in loaded[0], loaded or output[-2000:]
 
 
 def test_seed_example(docker_client, runtime):
