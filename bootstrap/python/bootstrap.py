@@ -66,13 +66,22 @@ class Invocation(object):
         return self.headers.get(name.lower())
 
 
+class NoDelayConnection(HTTPConnection):
+    """Python 3's http.client writes a request's head and body separately: with Nagle's
+    algorithm on, the body would wait for the head's acknowledgement, delayed by the server."""
+
+    def connect(self):
+        HTTPConnection.connect(self)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class RuntimeApiClient(object):
     """The Runtime API over one keep-alive HTTP/1.1 connection, with the rules of
     bootstrap/README.md: one retry, an unexpected status ends the process."""
 
     def __init__(self, address):
         self.address = address
-        self.conn = HTTPConnection(address)  # no timeout: next blocks until an event
+        self.conn = NoDelayConnection(address)  # no timeout: next blocks until an event
 
     def next_invocation(self):
         path = API_PREFIX + "/invocation/next"
