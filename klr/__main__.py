@@ -11,7 +11,8 @@ import os
 import signal
 import sys
 
-from klr.config import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, Settings, SettingsError
+from klr.config import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, Settings
+from klr.errors import SettingsError
 from klr.front import FrontDoor
 from klr.http import HttpServer, Limits
 from klr.invokers import InvokerPool

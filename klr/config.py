@@ -9,16 +9,14 @@ import os
 import re
 from dataclasses import dataclass
 
+from klr.errors import SettingsError
+
 # Lambda's synchronous payload limits: the Invoke API refuses larger requests, the Runtime API
 # larger responses (the emulator's limit, 6 MiB plus 100 bytes).
 MAX_REQUEST_BYTES = 6 * 1024 * 1024
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
 
 EVENT_TYPES = ("RAW", "API_GATEWAY")
-
-
-class SettingsError(ValueError):
-    """A setting has a value the server cannot use; the message says which and what to do."""
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ import time
 from collections.abc import Awaitable, Callable
 
 from klr.config import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, Settings
-from klr.errors import ApiError
+from klr.errors import ApiError, QueueFull
 from klr.http import Deferred, Request, Response, discard, error_response, read_all
-from klr.invokers import Invocation, InvokerPool, Outcome, QueueFull
+from klr.invokers import Invocation, InvokerPool, Outcome
 from klr.log import log
 from klr.modes import Mode, json_event, json_response
 

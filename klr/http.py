@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import unquote
 
-from klr.errors import error_body
+from klr.errors import HttpError, error_body
 from klr.log import log
 
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
@@ -59,18 +59,6 @@ class Limits:
     body_timeout: float | None = 60.0  # a request's whole body, from the end of its head
     write_timeout: float | None = 30.0  # a client that stops reading an answer
     max_connections: int = 4096
-
-
-class HttpError(Exception):
-    """Bytes that are not acceptable HTTP/1.1: answered with `status`, then the connection closes."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-    @property
-    def error_type(self) -> str:
-        return HTTPStatus(self.status).phrase.replace(" ", "").replace("-", "")
 
 
 class Request:
@@ -755,7 +743,7 @@ class HttpConnection(asyncio.BufferedProtocol):
             # Its handler hears of it through the stream, and its answer closes the connection.
             handling.body_unread = self.discarding = True
         else:
-            self.refuse(error.status, str(error), error.error_type)
+            self.refuse(error.status, str(error))
 
     def _broken(self, error: Exception) -> None:
         """The request being read will not arrive whole."""
@@ -902,13 +890,13 @@ class HttpConnection(asyncio.BufferedProtocol):
 
     # Ending
 
-    def refuse(self, status: int, message: str, error_type: str = "") -> None:
+    def refuse(self, status: int, message: str) -> None:
         """A complete error answer, then the connection closes."""
         if self.closed or self.lingering:
             return
         self.request = None
         if self.handling is None:
-            body = error_body(error_type or HttpError(status, "").error_type, message)
+            body = HttpError(status, message).body()
             head = encode_head(
                 status,
                 [("Content-Type", "application/json")],

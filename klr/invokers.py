@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from klr.config import Settings
-from klr.errors import ApiError, error_body
+from klr.errors import ApiError, QueueFull, error_body
 from klr.log import log
 
 
@@ -93,10 +93,6 @@ class Invocation:
 PEAK_READ_EVERY = 0.2  # seconds
 
 CALLER_GONE = Outcome.error(499, "Client.Gone", "The caller went away before the invocation ran")
-
-
-class QueueFull(Exception):
-    """Every invoker is busy and the queue holds KLR_QUEUE_SIZE requests already."""
 
 
 class WorkQueue:

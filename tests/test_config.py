@@ -2,7 +2,8 @@
 
 import pytest
 
-from klr.config import Settings, SettingsError
+from klr.config import Settings
+from klr.errors import SettingsError
 
 
 def test_defaults():

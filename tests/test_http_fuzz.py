@@ -22,7 +22,8 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from klr.http import HttpError, Limits, parse_request
+from klr.errors import HttpError
+from klr.http import Limits, parse_request
 
 REFUSAL_STATUSES = {400, 414, 431, 501, 505}
 # h11 buffers at most this much of an incomplete head; well above anything generated here, so
