@@ -91,6 +91,7 @@ class Invocation:
 
 
 PEAK_READ_EVERY = 0.2  # seconds
+INIT_LIMIT_SECONDS = 10  # Lambda's limit on a runtime's init
 
 CALLER_GONE = Outcome.error(499, "Client.Gone", "The caller went away before the invocation ran")
 
@@ -175,6 +176,7 @@ class Invoker:
         self._status_fd = -1  # /proc/<pid>/status of the process, for its peak memory
         self._peak_mb, self._peak_read_at = 0, 0.0
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.up = asyncio.Event()  # it has asked for work, or its first process has ended
 
     @property
     def ready(self) -> bool:
@@ -217,6 +219,7 @@ class Invoker:
 
     def _on_exit(self, returncode: int) -> bool:
         """Settle what the process left behind; True when it died before asking for work."""
+        self.up.set()
         self._withdraw()
         if self._status_fd >= 0:
             os.close(self._status_fd)
@@ -272,6 +275,7 @@ class Invoker:
         if not self.initialized:
             self.initialized = True
             self._init_ms = self._ms_since(self._spawned_at)
+            self.up.set()
         self._waiting = start
         if self.reserved:
             invocation, self.reserved = self.reserved, None
@@ -433,7 +437,8 @@ class InvokerPool:
         self.in_flight = 0
         self._drained = asyncio.Event()
         self._drained.set()
-        self._tasks: list[asyncio.Task] = []
+        self._runs: dict[Invoker, asyncio.Task] = {}
+        self._starter: asyncio.Task | None = None
 
     @property
     def ready(self) -> bool:
@@ -445,7 +450,20 @@ class InvokerPool:
         return sum(invoker.ready for invoker in self.invokers)
 
     def start(self) -> None:
-        self._tasks = [asyncio.ensure_future(invoker.run()) for invoker in self.invokers]
+        """The first bootstrap starts alone, the others once it is up: bootstraps that start
+        together share the CPU and are all ready late (four JVMs on two cores take as long as
+        one each, one after the other), while one ready early serves meanwhile."""
+        first, *others = self.invokers
+        self._runs[first] = asyncio.ensure_future(first.run())
+        if others:
+            self._starter = asyncio.ensure_future(self._start_after(first, others))
+
+    async def _start_after(self, first: Invoker, others: list[Invoker]) -> None:
+        # Up means it asked for work, or its start failed; Lambda's init limit bounds the wait.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(first.up.wait(), INIT_LIMIT_SECONDS)
+        for invoker in others:
+            self._runs[invoker] = asyncio.ensure_future(invoker.run())
 
     def submit(self, invocation: Invocation) -> None:
         """Queue an invocation; its listeners hear its outcome. QueueFull when saturated."""
@@ -470,13 +488,16 @@ class InvokerPool:
     async def stop(self, grace: float = 2.0) -> None:
         """SIGTERM every bootstrap, SIGKILL what is left after the grace period (Lambda's 2 s)."""
         running = []
-        for invoker, task in zip(self.invokers, self._tasks):
+        for invoker in self.invokers:
             invoker.stopping = True
+        if self._starter is not None:
+            self._starter.cancel()
+        for invoker, task in self._runs.items():
             if invoker.process and invoker.process.returncode is None:
                 invoker.kill(signal.SIGTERM)
                 running.append(task)
             else:
-                task.cancel()  # waiting for work to retry a failed init: nothing to stop
+                task.cancel()  # not started, or waiting to retry a failed init: nothing to stop
         if running:
             _, pending = await asyncio.wait(running, timeout=grace)
             for invoker in self.invokers:

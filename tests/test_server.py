@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
+
+from images.wait import until
+from tests.local_server import PYTHON_SHIM
 
 
 def test_raw_mode_echoes_and_an_empty_body_is_an_empty_object(start_server):
@@ -177,3 +181,15 @@ def test_sigterm_while_bootstraps_wait_for_work_is_quiet(start_server):
     assert server.invoke({}).status_code == 200
     assert server.stop() == 0
     assert "Traceback" not in server.logs() and "klr: stopped" in server.logs()
+
+
+def test_the_first_bootstrap_starts_alone_the_others_once_it_is_up(start_server):
+    """Bootstraps that start together share the CPU (JVMs): the first one gets it to itself."""
+    server = start_server(
+        bootstrap=f"sleep 1; exec {sys.executable} {PYTHON_SHIM}", ready=False, INVOKER_COUNT="3"
+    )
+    first = until("one ready bootstrap", 30, lambda: server.ready_state()["readyInvokers"] >= 1)
+    assert first and server.ready_state()["readyInvokers"] == 1
+    first_at = time.monotonic()
+    server.wait_until_all_invokers_ready()
+    assert time.monotonic() - first_at >= 0.9  # the others slept their second after it was up
