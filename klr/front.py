@@ -13,7 +13,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from klr.config import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, Settings
 from klr.errors import ApiError, QueueFull
@@ -38,7 +38,7 @@ class FrontDoor:
         self.pool = pool
         self.mode = mode
 
-    def handle(self, request: Request) -> Response | Awaitable[Response]:
+    def handle(self, request: Request) -> Response | Deferred:
         path = request.path
         if path.startswith(RESERVED_PREFIX):
             return self._health(path)
@@ -85,7 +85,7 @@ class FrontDoor:
             },
         )
 
-    def _invoke_api(self, request: Request, name: str) -> Response | Awaitable[Response]:
+    def _invoke_api(self, request: Request, name: str) -> Response | Deferred:
         """Lambda's Invoke API, as the AWS SDKs, the CLI and the emulator call it."""
         if request.method != "POST":
             raise ApiError(405, "MethodNotAllowed", "The Invoke API takes POST")

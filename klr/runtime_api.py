@@ -46,7 +46,7 @@ class RuntimeApi:
     def __init__(self, invoker: Invoker):
         self.invoker = invoker
 
-    def handle(self, request: Request) -> Response | Awaitable[Response]:
+    def handle(self, request: Request) -> Response | Deferred | Awaitable[Response]:
         target = request.target
         route = target[len(PREFIX) :] if target.startswith(PREFIX) else ""
         try:
@@ -155,7 +155,10 @@ class RuntimeApi:
         relay = _Relay(request)
         content_type = request.header("content-type")
         outcome = Outcome(b"", 200, None, content_type, stream=relay)
-        invocation = self.invoker.begin_stream(request_id, outcome)
+        try:
+            invocation = self.invoker.begin_stream(request_id, outcome)
+        except ApiError as error:  # a stale id: the connection closes, the body unread
+            return error_response(error.status, error.error_type, error.message)
         try:
             if invocation is None:  # its caller has gone: nobody will read the stream
                 await discard(relay)

@@ -438,3 +438,16 @@ def _echoes(server) -> bool:
         return requests.post(server.url, json={"after": 1}, timeout=10).json() == {"after": 1}
     except requests.ConnectionError:
         return False
+
+
+def test_a_streamed_result_for_an_unknown_invocation_is_a_400(runtime):
+    port = int(runtime.runtime_api().split(":")[2].split("/")[0])
+    raw = talk(
+        port,
+        b"POST /2018-06-01/runtime/invocation/no-such-id/response HTTP/1.1\r\nHost: x\r\n"
+        b"Lambda-Runtime-Function-Response-Mode: streaming\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\nab\r\n",
+    )
+    ((status, headers, body),) = answers(raw)
+    assert (status, json.loads(body)["errorType"]) == (400, "InvalidRequestID")
+    assert headers["connection"] == "close"
