@@ -153,6 +153,9 @@ def bench(c, runtime=None, peers=False):
             readme.update(matrix.load())
     print()
     print(report.table(bench_images.Figures.HEADERS, [f.row() for f in figures]))
+    verdicts = [bench_images.cold_start_verdict(r, f) for r, f in zip(todo, figures, strict=True)]
+    for verdict in filter(None, verdicts):
+        print(verdict)
     print(f"\nKept in {bench_images.REPORT_FILE.name}; README.md's tables are written from it")
 
 

@@ -4,7 +4,8 @@ machine with the conformance suite's echo handler in a real container.
 Figures per image: the cold start (container start until a bootstrap asks for work), the first
 invocation, warm latency over sequential keep-alive requests, throughput with concurrent
 clients, and the container's memory afterwards; with the image's exact language version and
-its size. Traffic goes only to 127.0.0.1, and every loop is bounded in count.
+its size. Beside the cold start, its floor: a bare `docker run` of the same image whose process
+exits at once; the JVM images have targets for the time to the first answer over that floor. Traffic goes only to 127.0.0.1, and every loop is bounded in count.
 
 The figures of the latest run of each image are kept in REPORT_FILE (committed), from which
 `invoke docs` writes the README's images and performance tables.
@@ -53,6 +54,9 @@ VERSION_PROBES = {
     ),
 }
 
+# Issue 10's targets for the images on a JVM: `docker run` to the first answer, over the floor.
+COLD_START_TARGETS_MS = {"java": 500, "ruby": 2000}
+FLOOR_RUNS = 3
 WARM_REQUESTS = 300
 CLIENTS = 4
 REQUESTS_PER_CLIENT = 150
@@ -72,10 +76,12 @@ class Figures:
     p99_ms: float
     requests_per_second: float
     memory_mb: float
+    floor_ms: float | None = None  # a bare `docker run` of the image (none in older reports)
 
     HEADERS = (
         "image",
         "cold start ms",
+        "docker run floor ms",
         "first ms",
         "p50 ms",
         "p99 ms",
@@ -87,6 +93,7 @@ class Figures:
         return (
             self.image,
             f"{self.cold_start_ms:.0f}",
+            "-" if self.floor_ms is None else f"{self.floor_ms:.0f}",
             f"{self.first_invoke_ms:.1f}",
             f"{self.p50_ms:.2f}",
             f"{self.p99_ms:.2f}",
@@ -101,6 +108,7 @@ def measure(
     """Start the function image with CLIENTS invokers and measure it; the container is removed."""
     version = exact_version(client, runtime)
     size_mb = client.images.get(runtime.image).attrs["Size"] / 1e6
+    floor = bare_run_seconds(client, function_image)
     started = time.monotonic()
     container = client.containers.run(
         function_image,
@@ -116,7 +124,7 @@ def measure(
     try:
         container.reload()
         url = f"http://127.0.0.1:{container.ports['8080/tcp'][0]['HostPort']}"
-        # The CLIENTS bootstraps start together and share the cores, the first one too.
+        # The first bootstrap starts alone; the others after it, together, sharing the cores.
         allowance = startup_allowance(runtime.startup_seconds, CLIENTS)
         cold_start = _wait_ready(url, started, allowance, logs)
         with requests.Session() as session:
@@ -137,6 +145,37 @@ def measure(
         warm[int(len(warm) * 0.99) - 1] * 1000,
         throughput,
         memory,
+        floor * 1000,
+    )
+
+
+def bare_run_seconds(client: docker.DockerClient, image: str) -> float:
+    """The floor of a cold start: docker creating and starting a container of the image whose
+    process (`true`) exits at once, until it has exited; the median of FLOOR_RUNS."""
+    times = []
+    for _ in range(FLOOR_RUNS):
+        started = time.monotonic()
+        container = client.containers.run(
+            image, entrypoint=["true"], detach=True, labels=TEST_LABELS
+        )
+        try:
+            container.wait(timeout=60)
+            times.append(time.monotonic() - started)
+        finally:
+            container.remove(force=True)
+    return statistics.median(times)
+
+
+def cold_start_verdict(runtime: Runtime, figures: Figures) -> str | None:
+    """Issue 10's target for an image on a JVM: met or missed, with the figures; else None."""
+    target = COLD_START_TARGETS_MS.get(runtime.language) if runtime.on_jvm else None
+    if target is None or figures.floor_ms is None:
+        return None
+    over = figures.cold_start_ms + figures.first_invoke_ms - figures.floor_ms
+    verdict = "met" if over <= target else "MISSED"
+    return (
+        f"{figures.image}: docker run to the first answer {over:.0f} ms over the floor "
+        f"({figures.floor_ms:.0f} ms); target {target} ms: {verdict}"
     )
 
 

@@ -75,10 +75,14 @@ class Runtime:
         return base_image(self.suite)
 
     @property
+    def on_jvm(self) -> bool:
+        """A row on a JVM installs a Java runtime (Java, and JRuby's Ruby)."""
+        return any(p.startswith("openjdk-") for p in self.packages)
+
+    @property
     def startup_seconds(self) -> float:
-        """The start-up allowance of one bootstrap; a row on a JVM installs a Java runtime."""
-        on_jvm = any(p.startswith("openjdk-") for p in self.packages)
-        return JVM_STARTUP_SECONDS if on_jvm else STARTUP_SECONDS
+        """The start-up allowance of one bootstrap."""
+        return JVM_STARTUP_SECONDS if self.on_jvm else STARTUP_SECONDS
 
     @property
     def dockerfile(self) -> Path:
