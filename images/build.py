@@ -105,10 +105,14 @@ def dockerfile(runtime: Runtime) -> str:
 def context(runtime: Runtime) -> io.BytesIO:
     """The build context, as the tar archive the engine takes."""
     shim = REPO_ROOT / "bootstrap" / runtime.language
+    # shim/ holds what the image runs (bootstrap and its script); shim-sources/ the whole
+    # folder, for a recipe that compiles the shim in a stage of its own (Java).
+    runs = sorted(shim.glob("bootstrap*")) if shim.is_dir() else []
     files = {
         "images/aws-custom-runtime": REPO_ROOT / "images" / "aws-custom-runtime",
         "klr": REPO_ROOT / "klr",
-        **({"shim": shim} if shim.is_dir() else {}),
+        **{f"shim/{path.name}": path for path in runs},
+        **({"shim-sources": shim} if shim.is_dir() else {}),
         **{f"downloads/{path.name}": path for path in map(downloads.fetch, runtime.downloads)},
     }
     archive = io.BytesIO()
@@ -119,7 +123,7 @@ def context(runtime: Runtime) -> io.BytesIO:
         tar.addfile(info, io.BytesIO(recipe))
         # Folders the recipe copies, though they may be empty: downloads/, and shim/ for go and
         # provided, where the function brings its own bootstrap.
-        for folder in ("downloads", "shim"):
+        for folder in ("downloads", "shim", "shim-sources"):
             info = tarfile.TarInfo(folder)
             info.type, info.mode = tarfile.DIRTYPE, 0o755
             tar.addfile(info)
