@@ -17,7 +17,15 @@ from collections.abc import Callable
 
 from klr.config import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, Settings
 from klr.errors import ApiError, QueueFull
-from klr.http import Deferred, Request, Response, discard, error_response, read_all
+from klr.http import (
+    Deferred,
+    Request,
+    Response,
+    discard,
+    error_response,
+    internal_error,
+    read_all,
+)
 from klr.invokers import Invocation, InvokerPool, Outcome
 from klr.log import log
 from klr.modes import Mode, json_event, json_response
@@ -186,8 +194,7 @@ def _send(
     try:
         response = answer_for(outcome, invocation)
     except Exception as error:
-        log(f"klr: internal error answering an invocation: {error!r}")
-        response = error_response(500, "InternalError", f"The server failed to answer: {error}")
+        response = internal_error(error)
     deferred.send(response)
 
 

@@ -779,7 +779,7 @@ class HttpConnection(asyncio.BufferedProtocol):
         try:
             result = self.server.handler(request)
         except Exception as error:
-            result = _internal_error(error)
+            result = internal_error(error)
         if isinstance(result, Response):
             self._respond(request, result)
         elif isinstance(result, Deferred):
@@ -794,7 +794,7 @@ class HttpConnection(asyncio.BufferedProtocol):
         if task.cancelled():
             return
         error = task.exception()
-        self._respond(request, _internal_error(error) if error else task.result())
+        self._respond(request, internal_error(error) if error else task.result())
 
     def _respond(self, request: Request, response: Response) -> None:
         if self.closed or self.transport.is_closing():
@@ -819,7 +819,7 @@ class HttpConnection(asyncio.BufferedProtocol):
         try:
             head = encode_head(status, response.headers, framing, close)
         except ValueError as error:
-            response = _internal_error(error)
+            response = internal_error(error)
             body, close = response.body, True
             head = encode_head(500, response.headers, f"Content-Length: {len(body)}\r\n", True)
         if len(body) < 16384:
@@ -947,6 +947,7 @@ class HttpConnection(asyncio.BufferedProtocol):
         self.timeout_answer = answer
 
 
-def _internal_error(error: BaseException) -> Response:
+def internal_error(error: BaseException) -> Response:
+    """A handler's failure, logged in one line and answered 500: never a traceback."""
     log(f"klr: internal error: {error!r}")
     return error_response(500, "InternalError", f"The server failed to answer: {error}")
