@@ -160,7 +160,7 @@ def bench(c, runtime=None, peers=False):
 
 
 def _bench_peers(c) -> None:
-    build(c, runtime=[bench_peers.CONTAINER_IMAGE.removeprefix("klr-")])
+    build(c, runtime=["python311"])
     with _user_errors():
         host.ensure_docker()
         document = bench_peers.measure(docker.from_env())

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from images import functions
-from images.matrix import STARTUP_SECONDS, Runtime
+from images.matrix import IMAGE_PREFIX, STARTUP_SECONDS, Runtime
 from tests.endpoint import Endpoint
 
 HERE = Path(__file__).parent
@@ -170,5 +170,5 @@ def seed_function(client, runtime: Runtime, name: str, ready: bool = True, **env
     which starts `ARG IMAGE=klr-<seed runtime>` / `FROM ${IMAGE}` so that any image of the
     language can stand in. The caller removes it."""
     files = functions.project_files(HERE / "seed" / name)
-    tag = functions.build(client, f"klr-seed-{name}-{runtime.id}", files, runtime.image)
+    tag = functions.build(client, f"{IMAGE_PREFIX}seed-{name}-{runtime.id}", files, runtime.image)
     return run_function(client, runtime, tag, ready, **env)

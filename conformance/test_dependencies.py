@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from conformance.harness import HERE, run_function
 from images import functions
+from images.matrix import IMAGE_PREFIX
 
 EXPECTED = {
     "python": ({}, {"six": "1.17.0"}),
@@ -20,7 +21,7 @@ def test_declared_dependencies_are_installed(docker_client, runtime):
     event, expected = EXPECTED[runtime.language]
     tag = functions.build(
         docker_client,
-        f"klr-dependencies-{runtime.id}",
+        f"{IMAGE_PREFIX}dependencies-{runtime.id}",
         functions.project_files(HERE / "dependencies" / runtime.language),
         runtime.image,
     )

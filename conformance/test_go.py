@@ -13,6 +13,7 @@ import pytest
 from conformance.harness import HERE, run_function, seed_function
 from conformance.private_go_proxy import PASSWORD, PrivateModuleProxy
 from images import functions
+from images.matrix import IMAGE_PREFIX
 
 LANGUAGE = "go"
 
@@ -68,7 +69,7 @@ def test_private_module_through_build_secret(docker_client, runtime, tmp_path):
             Path(os.environ.get("SSL_CERT_FILE", functions.HOST_CA_BUNDLE)).read_bytes()
             + proxy.certificate.read_bytes()
         )
-        tag = f"klr-private-go-{runtime.id}"
+        tag = f"{IMAGE_PREFIX}private-go-{runtime.id}"
         subprocess.run(
             [
                 *buildkit_build(),

@@ -9,6 +9,7 @@ import testinfra
 
 from conformance.harness import HERE, run_function
 from images import functions
+from images.matrix import IMAGE_PREFIX
 
 LANGUAGE = "python"
 
@@ -23,7 +24,9 @@ def test_seed_example(docker_client, runtime, entrypoint):
     original KLR Dockerfile that names the entrypoint, answers a curl-style POST."""
     files = functions.project_files(HERE / "seed" / "python27")
     files["Dockerfile"] += entrypoint.encode()
-    tag = functions.build(docker_client, f"klr-seed-python-{runtime.id}", files, runtime.image)
+    tag = functions.build(
+        docker_client, f"{IMAGE_PREFIX}seed-python-{runtime.id}", files, runtime.image
+    )
     function = run_function(docker_client, runtime, tag)
     try:
         result = function.invoke(data='{"name":"Foo"}')

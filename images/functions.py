@@ -18,7 +18,7 @@ from pathlib import Path
 import docker
 
 from images import REPO_ROOT
-from images.matrix import Runtime
+from images.matrix import IMAGE_PREFIX, Runtime
 
 SAMPLES_DIR = REPO_ROOT / "conformance" / "fixtures"
 TEST_LABELS = {"klr.test": "1"}
@@ -60,7 +60,7 @@ def sample_image(client: docker.DockerClient, runtime: Runtime, purpose: str) ->
     klr-<purpose>-<id>; fails if an image the build needs is missing."""
     samples = SAMPLES[runtime.language]
     files = project_files(SAMPLES_DIR / samples.folder)
-    return build(client, f"klr-{purpose}-{runtime.id}", files, runtime.image)
+    return build(client, f"{IMAGE_PREFIX}{purpose}-{runtime.id}", files, runtime.image)
 
 
 def project_files(folder: Path) -> dict[str, bytes]:

@@ -31,7 +31,8 @@ BUILD_FIELDS = ("suite",)
 DOWNLOAD_REGISTRIES = ("npm", "pypi", "go", "maven")
 PUBLISH_FIELDS = ("registry", "owner", "source")
 ID_PATTERN = re.compile(r"[a-z][a-z0-9]*")
-IMAGE_PREFIX = "klr-"  # klr-<id>
+# klr-<id>; KLR_IMAGE_PREFIX renames them, so that two checkouts on one machine keep apart.
+IMAGE_PREFIX = os.environ.get("KLR_IMAGE_PREFIX", "klr-")
 BASE_REPOSITORY = "klr-base"  # klr-base:<suite>, the Debian root filesystems
 # How long one bootstrap may take to start and ask for work, alone on a core of a busy
 # machine: seconds for a native interpreter, far more for a JVM (the Java images; ruby25's

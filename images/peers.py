@@ -40,6 +40,7 @@ from pathlib import Path
 
 from images import REPO_ROOT, UserError, host, wait
 from images.functions import SAMPLES_DIR, TEST_LABELS
+from images.matrix import IMAGE_PREFIX
 
 RIE_PACKAGE = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
 RIE_VERSION = "v0.0.0-20261030222936-bef5c4ba774d"
@@ -49,7 +50,7 @@ OUTPUT_DIR = REPO_ROOT / "build" / "bench"
 SHIM = REPO_ROOT / "bootstrap" / "python" / "bootstrap.py"
 FIXTURES = SAMPLES_DIR / "python"
 ECHO_FLOOR = REPO_ROOT / "images" / "echo_floor.py"
-CONTAINER_IMAGE = "klr-python311"
+CONTAINER_IMAGE = f"{IMAGE_PREFIX}python311"
 KLR_SOURCE = REPO_ROOT  # where `python3 -m klr` imports the server from
 
 WARMUP_SECONDS = 1

@@ -28,7 +28,7 @@ def test_the_seed_runtimes_and_current_versions_are_rows():
         "java21",
         "provided",
     ):
-        assert rid in runtimes and runtimes[rid].image == f"klr-{rid}"
+        assert rid in runtimes and runtimes[rid].image == f"{matrix.IMAGE_PREFIX}{rid}"
 
 
 def test_downloads_are_packages_with_checksums():
