@@ -8,7 +8,10 @@ module and a line in `mode_for`. A request that cannot become an event raises Ap
 
 from __future__ import annotations
 
+import base64
+import ipaddress
 import json
+from dataclasses import dataclass
 from typing import Protocol
 
 from klr.config import Settings
@@ -39,6 +42,100 @@ def json_event(body: bytes) -> bytes:
             """Send a JSON document, for example: curl -d '{"name": "Foo"}'""",
         ) from None
     return body
+
+
+# Hop-by-hop and framing headers are the server's to set, never a function result's.
+SERVER_HEADERS = {
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+}
+
+
+@dataclass(frozen=True)
+class Forwarding:
+    """Where a request came from, as the proxies in front of the server tell it."""
+
+    source_ip: str
+    proto: str
+    port: str
+    host: str
+
+
+def forwarding(request: Request, server_port: int) -> Forwarding:
+    """X-Forwarded-* first (what load balancers and Knative's queue-proxy set), then RFC 7239's
+    Forwarded, then the connection itself. Each is the client's to send, so an address is
+    taken only when it parses as one."""
+    element = _first_forwarded(request.header("forwarded"))
+    source_ip = (
+        _address(request.header("x-forwarded-for").split(",")[0])
+        or _address(element.get("for", ""))
+        or request.peer
+    )
+    proto = (
+        request.header("x-forwarded-proto").split(",")[0].strip().lower()
+        or element.get("proto", "").lower()
+    )
+    host = (
+        request.header("x-forwarded-host").split(",")[0].strip()
+        or element.get("host", "")
+        or request.header("host")
+    )
+    port = request.header("x-forwarded-port").split(",")[0].strip()
+    if not port.isdigit():
+        forwarded_port = host.rpartition(":")[2] if element.get("host") else ""
+        if forwarded_port.isdigit():
+            port = forwarded_port
+        elif proto:
+            port = "443" if proto == "https" else "80"
+        else:
+            port = str(server_port)
+    return Forwarding(source_ip, proto or "http", port, host)
+
+
+def _first_forwarded(value: str) -> dict[str, str]:
+    """The first (client-most) element of a Forwarded header, its parameter names lower-cased."""
+    element: dict[str, str] = {}
+    for pair in value.split(",")[0].split(";"):
+        name, _, raw = pair.partition("=")
+        element[name.strip().lower()] = raw.strip().strip('"')
+    return element
+
+
+def _address(value: str) -> str:
+    """An IP address out of `1.2.3.4`, `1.2.3.4:80`, `[2001:db8::1]:80`, or ''."""
+    value = value.strip()
+    if value.startswith("["):
+        value = value[1:].partition("]")[0]
+    elif value.count(":") == 1:
+        value = value.partition(":")[0]
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return ""
+
+
+def group(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Repeated names' values in order, under the name as first seen."""
+    grouped: dict[str, list[str]] = {}
+    for name, value in pairs:
+        grouped.setdefault(name, []).append(value)
+    return grouped
+
+
+def body_text(body: bytes) -> tuple[str | None, bool]:
+    """A body as an HTTP event carries it: text if it is UTF-8, else base64 (and True)."""
+    if not body:
+        return None, False
+    try:
+        return body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return base64.b64encode(body).decode(), True
 
 
 def json_response(status: int, value: object) -> Response:

@@ -18,20 +18,31 @@ from klr.config import Settings
 from klr.http import Request, Response, check_field
 from klr.invokers import Outcome
 from klr.log import log
-from klr.modes import json_response
+from klr.modes import (
+    SERVER_HEADERS,
+    Forwarding,
+    body_text,
+    forwarding,
+    group,
+    json_response,
+)
 
 INTERNAL_ERROR = {"message": "Internal server error"}
-# Hop-by-hop and framing headers are the server's to set, not the function's.
-SERVER_HEADERS = {
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
-}
+# What an open route's caller identity holds: only the address and the user agent are known.
+IDENTITY_FIELDS = (
+    "accessKey",
+    "accountId",
+    "apiKey",
+    "apiKeyId",
+    "caller",
+    "cognitoAuthenticationProvider",
+    "cognitoAuthenticationType",
+    "cognitoIdentityId",
+    "cognitoIdentityPoolId",
+    "principalOrgId",
+    "user",
+    "userArn",
+)
 
 
 class ApiGatewayMode:
@@ -39,15 +50,16 @@ class ApiGatewayMode:
 
     def __init__(self, settings: Settings):
         self.account_id = settings.account_id
+        self.port = settings.port
 
     def to_event(self, request: Request) -> bytes:
         path = request.path
-        headers = _group(request.headers)
-        query = _group(parse_qsl(request.query, keep_blank_values=True))
-        forwarded_for = request.header("x-forwarded-for").split(",")[0].strip()
-        domain = request.header("x-forwarded-host") or request.header("host")
+        origin = forwarding(request, self.port)
+        headers = group(request.headers + _forwarded_headers(request, origin))
+        query = group(parse_qsl(request.query, keep_blank_values=True))
+        domain = origin.host
         now = time.time()
-        body, is_base64 = _body_text(request.body)
+        body, is_base64 = body_text(request.body)
         resource = "/{proxy+}" if path != "/" else "/"
         event = {
             "resource": resource,
@@ -67,7 +79,8 @@ class ApiGatewayMode:
                 "extendedRequestId": str(uuid.uuid4()),
                 "httpMethod": request.method,
                 "identity": {
-                    "sourceIp": forwarded_for or request.peer,
+                    **dict.fromkeys(IDENTITY_FIELDS),
+                    "sourceIp": origin.source_ip,
                     "userAgent": request.header("user-agent") or None,
                 },
                 "path": path,
@@ -129,20 +142,15 @@ def _proxy_response(result: object) -> Response:
     return Response(status, raw, headers)
 
 
-def _group(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
-    grouped: dict[str, list[str]] = {}
-    for name, value in pairs:
-        grouped.setdefault(name, []).append(value)
-    return grouped
-
-
-def _body_text(body: bytes) -> tuple[str | None, bool]:
-    if not body:
-        return None, False
-    try:
-        return body.decode("utf-8"), False
-    except UnicodeDecodeError:
-        return base64.b64encode(body).decode(), True
+def _forwarded_headers(request: Request, origin: Forwarding) -> list[tuple[str, str]]:
+    """The X-Forwarded-For/Proto/Port headers API Gateway adds, where the request has none."""
+    present = {name.lower() for name, _ in request.headers}
+    added = [
+        ("X-Forwarded-For", origin.source_ip),
+        ("X-Forwarded-Proto", origin.proto),
+        ("X-Forwarded-Port", origin.port),
+    ]
+    return [(name, value) for name, value in added if name.lower() not in present and value]
 
 
 def _text(value: object) -> str:
