@@ -15,6 +15,8 @@ from klr.errors import SettingsError
 # larger responses (the emulator's limit, 6 MiB plus 100 bytes).
 MAX_REQUEST_BYTES = 6 * 1024 * 1024
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
+# A streamed response is relayed as it arrives, up to Lambda's streaming limit (200 MB, 2025).
+MAX_STREAMED_RESPONSE_BYTES = 200 * 1024 * 1024
 
 EVENT_TYPES = ("RAW", "API_GATEWAY")
 

@@ -10,10 +10,11 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import json
 import re
 from collections.abc import Awaitable
 
-from klr.config import MAX_RESPONSE_BYTES
+from klr.config import MAX_RESPONSE_BYTES, MAX_STREAMED_RESPONSE_BYTES
 from klr.errors import ApiError
 from klr.http import Deferred, Request, Response, discard, error_response
 from klr.invokers import Invocation, Invoker, Outcome
@@ -28,6 +29,10 @@ ACCEPTED_BODY = b'{"status":"OK"}'
 # How long a dropped result waits for its runtime's exit to be noticed.
 EXIT_GRACE_SECONDS = 0.5
 JSON = ("Content-Type", "application/json")
+STREAM_TOO_LARGE = (
+    f"Response payload size exceeded maximum allowed payload size "
+    f"({MAX_STREAMED_RESPONSE_BYTES} bytes) for a streamed response."
+)
 
 
 def normalized_error_type(raw: str) -> str:
@@ -168,6 +173,9 @@ class RuntimeApi:
             return error_response(400, "InvalidResponse", f"The streamed response broke: {error}")
         finally:
             self.invoker.end_stream(request_id)
+        if relay.too_large:
+            log(f"RequestId: {request_id} Error: {STREAM_TOO_LARGE}")
+            return error_response(413, "RequestEntityTooLarge", STREAM_TOO_LARGE)
         return _accepted()
 
     @staticmethod
@@ -192,19 +200,29 @@ class _Relay:
         self._request = request
         self._chunks = request.stream
         self.relayed = asyncio.get_running_loop().create_future()
+        self.size = 0
+        self.too_large = False  # cut off at Lambda's streaming limit, the caller told so
 
     def __aiter__(self) -> _Relay:
         return self
 
     async def __anext__(self) -> bytes:
+        if self.too_large:
+            raise StopAsyncIteration
         try:
-            return await self._chunks.__anext__()
+            chunk = await self._chunks.__anext__()
         except StopAsyncIteration:
             self._settle(None)
             raise
         except Exception as error:
             self._settle(ConnectionError(str(error)))
             raise
+        self.size += len(chunk)
+        if self.size > MAX_STREAMED_RESPONSE_BYTES:
+            self.too_large = True
+            self._settle(None)
+            raise StopAsyncIteration
+        return chunk
 
     def _settle(self, error: Exception | None) -> None:
         if not self.relayed.done():
@@ -214,6 +232,16 @@ class _Relay:
                 self.relayed.set_exception(error)
 
     def trailers(self) -> list[tuple[str, str]]:
-        """The runtime's error trailers, passed on to the caller."""
+        """The runtime's error trailers, passed on to the caller, or the server's own for a
+        stream cut off at the limit."""
+        if self.too_large:
+            error = {"errorType": "Function.ResponseSizeTooLarge", "errorMessage": STREAM_TOO_LARGE}
+            return [
+                ("Lambda-Runtime-Function-Error-Type", "Function.ResponseSizeTooLarge"),
+                (
+                    "Lambda-Runtime-Function-Error-Body",
+                    base64.b64encode(json.dumps(error).encode()).decode(),
+                ),
+            ]
         sent = self._request.trailers
         return [(name.title(), sent[name]) for name in ERROR_TRAILERS if sent.get(name)]

@@ -9,15 +9,18 @@ rules; a streamed result relayed chunk by chunk; the timeouts and the connection
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import h11
 import pytest
 import requests
 
 from images.wait import until
+from klr.config import MAX_STREAMED_RESPONSE_BYTES
 
 SLEEPER = "exec sleep 600"
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n"
@@ -405,6 +408,51 @@ def test_a_streamed_result_reaches_the_caller_chunk_by_chunk(runtime):
             stream.sendall(b"6\r\nsecond\r\n0\r\n\r\n")
             assert b"".join(chunks) == b"second"
             assert stream.recv(1000).startswith(b"HTTP/1.1 202")
+
+
+def test_a_streamed_result_passes_6_mb_and_is_cut_off_at_lambdas_streaming_limit(runtime):
+    """Checklist 21: a streamed result is not held to the 6 MB buffer. Past Lambda's streaming
+    limit (200 MiB) the caller gets the bytes up to it, then the error in its trailers; the
+    runtime gets 413."""
+    port = int(runtime.runtime_api().split(":")[2].split("/")[0])
+    limit, chunk = MAX_STREAMED_RESPONSE_BYTES, b"x" * (1 << 20)
+    with socket.create_connection(("127.0.0.1", runtime.port), timeout=30) as caller:
+        client = h11.Connection(h11.CLIENT)
+        head = h11.Request(
+            method="POST", target="/", headers=[("Host", "x"), ("Content-Length", "2")]
+        )
+        caller.sendall(client.send(head) + client.send(h11.Data(data=b"{}")))
+        caller.sendall(client.send(h11.EndOfMessage()))
+        invocation = requests.get(runtime.runtime_api() + "/invocation/next", timeout=10)
+        request_id = invocation.headers["Lambda-Runtime-Aws-Request-Id"].encode()
+
+        def stream_past_the_limit() -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as stream:
+                stream.sendall(
+                    b"POST /2018-06-01/runtime/invocation/" + request_id + b"/response HTTP/1.1\r\n"
+                    b"Host: x\r\nLambda-Runtime-Function-Response-Mode: streaming\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n"
+                )
+                with contextlib.suppress(OSError):  # the server stops reading at the limit
+                    for _ in range(limit // len(chunk) + 2):
+                        stream.sendall(b"100000\r\n" + chunk + b"\r\n")
+                return stream.recv(1000)
+
+        with ThreadPoolExecutor(1) as pool:
+            runtime_answer = pool.submit(stream_past_the_limit)
+            received, event = 0, None
+            while not isinstance(event, h11.EndOfMessage):
+                event = client.next_event()
+                if event is h11.NEED_DATA:
+                    client.receive_data(caller.recv(1 << 20))
+                elif isinstance(event, h11.Data):
+                    received += len(event.data)
+            assert runtime_answer.result(timeout=60).startswith(b"HTTP/1.1 413")
+    assert received == limit
+    trailers = dict(event.headers)
+    assert trailers[b"lambda-runtime-function-error-type"] == b"Function.ResponseSizeTooLarge"
+    body = json.loads(base64.b64decode(trailers[b"lambda-runtime-function-error-body"]))
+    assert f"({limit} bytes)" in body["errorMessage"]
 
 
 def test_slow_and_idle_clients_are_cut_off_and_the_cap_holds(start_server):
