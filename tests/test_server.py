@@ -31,6 +31,7 @@ def test_non_json_body_is_refused_with_advice(start_server):
 
 
 def test_request_over_6_mb_gets_413_and_the_server_goes_on(start_server):
+    """Checklist 70: a body over 6 MB is a 413 RequestTooLargeException."""
     server = start_server()
     result = server.invoke(data=json.dumps("x" * (6 * 1024 * 1024)))
     assert result.status_code == 413
@@ -65,6 +66,7 @@ def test_crash_fails_only_its_own_invocation(start_server):
 
 
 def test_saturation_answers_429(start_server):
+    """Checklist 70: saturation is a 429."""
     server = start_server("handler.sleep", KLR_QUEUE_SIZE="0")
     with ThreadPoolExecutor(1) as pool:
         busy = pool.submit(server.invoke, {"seconds": 1})
@@ -83,6 +85,7 @@ def test_queued_requests_wait_for_a_free_invoker(start_server):
 
 
 def test_invoke_api_reports_function_errors_in_a_header(start_server):
+    """Checklists 66 and 70: X-Amz-Function-Error and X-Amz-Executed-Version."""
     server = start_server("handler.fail")
     result = server.invoke({"a": 1}, path="/2015-03-31/functions/function/invocations")
     assert result.status_code == 200
@@ -116,6 +119,8 @@ def test_invoke_api_modes_and_client_context(start_server):
 
 
 def test_api_gateway_mode_maps_request_and_response(start_server):
+    """Checklists 72 and 73: a v1 event from the request; headers and multiValueHeaders of the
+    result merged into the answer."""
     server = start_server("handler.http", EVENT_TYPE="API_GATEWAY")
     result = requests.put(
         server.url + "/items/7?color=red&color=blue",
@@ -136,12 +141,14 @@ def test_api_gateway_mode_maps_request_and_response(start_server):
 
 
 def test_api_gateway_mode_hides_function_errors_behind_502(start_server):
+    """Checklist 76: a function error behind API Gateway is a 502 Internal server error."""
     server = start_server("handler.fail", RESPONSE_FORMAT="API_GATEWAY")
     result = requests.get(server.url + "/", timeout=10)
     assert (result.status_code, result.json()) == (502, {"message": "Internal server error"})
 
 
 def test_api_gateway_mode_rejects_a_malformed_proxy_response(start_server):
+    """Checklist 73: a result without statusCode is a 502, its reason logged."""
     server = start_server("handler.echo", EVENT_TYPE="API_GATEWAY")
     result = requests.get(server.url + "/", timeout=10)
     assert (result.status_code, result.json()) == (502, {"message": "Internal server error"})
