@@ -16,7 +16,7 @@ from klr.errors import SettingsError
 MAX_REQUEST_BYTES = 6 * 1024 * 1024
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
 
-EVENT_TYPES = ("RAW", "API_GATEWAY")
+EVENT_TYPES = ("RAW", "API_GATEWAY", "HTTP_API", "FUNCTION_URL")
 
 
 @dataclass(frozen=True)
