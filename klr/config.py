@@ -18,7 +18,7 @@ MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
 # A streamed response is relayed as it arrives, up to Lambda's streaming limit (200 MB, 2025).
 MAX_STREAMED_RESPONSE_BYTES = 200 * 1024 * 1024
 
-EVENT_TYPES = ("RAW", "API_GATEWAY")
+EVENT_TYPES = ("RAW", "API_GATEWAY", "HTTP_API", "FUNCTION_URL")
 
 
 @dataclass(frozen=True)

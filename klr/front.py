@@ -13,7 +13,8 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Union
 
 from klr.config import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, Settings
 from klr.errors import ApiError, QueueFull
@@ -38,6 +39,8 @@ MAX_CLIENT_CONTEXT = 3583  # bytes of base64, as Lambda's Invoke API allows
 # Values passed on as Runtime API headers: printable ASCII, as Lambda's own are.
 PRINTABLE = re.compile(r"[\x20-\x7e]*")
 MAX_TRACE_ID, MAX_TENANT_ID = 2048, 256
+# What makes an answer: a Response, or (a mode reading a streamed result's head) one to come.
+Answer = Union[Response, Awaitable[Response]]
 
 
 class FrontDoor:
@@ -66,10 +69,18 @@ class FrontDoor:
         except ApiError as error:
             return api_error_response(error)
 
-    def _mode_answer(self, outcome: Outcome, invocation: Invocation) -> Response:
-        response = self.mode.to_response(outcome)
-        response.headers.append(("X-Amzn-RequestId", invocation.id))
-        return response
+    def _mode_answer(self, outcome: Outcome, invocation: Invocation) -> Answer:
+        answer = self.mode.to_response(outcome)
+        if isinstance(answer, Response):
+            answer.headers.append(("X-Amzn-RequestId", invocation.id))
+            return answer
+
+        async def later() -> Response:  # a mode that reads a streamed result's head first
+            response = await answer
+            response.headers.append(("X-Amzn-RequestId", invocation.id))
+            return response
+
+        return later()
 
     def _health(self, path: str) -> Response:
         if path == RESERVED_PREFIX + "health":
@@ -143,7 +154,7 @@ class FrontDoor:
     def _answer(
         self,
         invocation: Invocation,
-        answer_for: Callable[[Outcome, Invocation], Response],
+        answer_for: Callable[[Outcome, Invocation], Answer],
         streams: bool,
     ) -> Deferred:
         """The answer to an invocation, made by `answer_for` from its outcome the moment it is
@@ -187,7 +198,7 @@ def api_error_response(error: ApiError) -> Response:
 
 def _send(
     deferred: Deferred,
-    answer_for: Callable[[Outcome, Invocation], Response],
+    answer_for: Callable[[Outcome, Invocation], Answer],
     outcome: Outcome,
     invocation: Invocation,
 ) -> None:
@@ -195,7 +206,19 @@ def _send(
         response = answer_for(outcome, invocation)
     except Exception as error:
         response = internal_error(error)
-    deferred.send(response)
+    if isinstance(response, Response):
+        deferred.send(response)
+        return
+
+    def done(task: asyncio.Future) -> None:
+        if task.cancelled():
+            deferred.send(internal_error(asyncio.CancelledError()))
+        elif task.exception() is not None:
+            deferred.send(internal_error(task.exception()))
+        else:
+            deferred.send(task.result())
+
+    asyncio.ensure_future(response).add_done_callback(done)
 
 
 async def _whole(outcome: Outcome) -> Outcome:

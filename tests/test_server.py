@@ -200,3 +200,33 @@ def test_the_first_bootstrap_starts_alone_the_others_once_it_is_up(start_server)
     first_at = time.monotonic()
     server.wait_until_all_invokers_ready()
     assert time.monotonic() - first_at >= 0.9  # the others slept their second after it was up
+
+
+def test_http_api_mode_through_the_python_shim(start_server):
+    """Checklists 74, 75: the echo handler gets the 2.0 event and returns it without a
+    statusCode, so the answer is a 200 application/json body of that event."""
+    server = start_server("handler.echo", EVENT_TYPE="HTTP_API")
+    result = requests.post(
+        server.url + "/a%20b/c%2Fd?x=1&x=2",
+        data=b"\xff\x00",
+        headers={"Cookie": "s=1; t=2", "X-Test": "yes"},
+        timeout=10,
+    )
+    assert result.status_code == 200
+    assert result.headers["Content-Type"] == "application/json"
+    event = result.json()
+    assert (event["version"], event["rawPath"]) == ("2.0", "/a%20b/c%2Fd")
+    assert event["rawQueryString"] == "x=1&x=2"
+    assert event["queryStringParameters"] == {"x": "1,2"}
+    assert event["cookies"] == ["s=1", "t=2"]
+    assert event["headers"]["x-test"] == "yes"
+    assert (event["body"], event["isBase64Encoded"]) == ("/wA=", True)
+    assert event["requestContext"]["http"]["sourceIp"] == "127.0.0.1"
+
+
+def test_http_api_and_function_url_answer_function_errors_as_their_services(start_server):
+    """Checklist 76: a function error is HTTP API's 500 and a Function URL's 502."""
+    for mode, status in [("HTTP_API", 500), ("FUNCTION_URL", 502)]:
+        server = start_server("handler.fail", EVENT_TYPE=mode)
+        result = requests.get(server.url + "/", timeout=10)
+        assert (result.status_code, result.json()) == (status, {"message": "Internal Server Error"})

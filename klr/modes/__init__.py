@@ -2,7 +2,8 @@
 
 Each mode is a module with one class, built from the Settings, offering `to_event(request)` and
 `to_response(outcome)`, and saying whether it `streams` (relays a streamed result as it arrives;
-otherwise the front door reads it whole first). EVENT_TYPE picks one. Adding a mode is adding a
+otherwise the front door reads it whole first). A streaming mode may answer with an awaitable
+Response, when a streamed result's first bytes say what the status and headers are. EVENT_TYPE picks one. Adding a mode is adding a
 module and a line in `mode_for`. A request that cannot become an event raises ApiError.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,7 +27,7 @@ class Mode(Protocol):
 
     def to_event(self, request: Request) -> bytes: ...
 
-    def to_response(self, outcome: Outcome) -> Response: ...
+    def to_response(self, outcome: Outcome) -> Response | Awaitable[Response]: ...
 
 
 def json_event(body: bytes) -> bytes:
@@ -120,6 +122,18 @@ def _address(value: str) -> str:
         return ""
 
 
+def forwarded_headers(request: Request, origin: Forwarding) -> list[tuple[str, str]]:
+    """The X-Forwarded-For/Proto/Port headers API Gateway, Function URLs and load balancers add,
+    where the request has none."""
+    present = {name.lower() for name, _ in request.headers}
+    added = [
+        ("X-Forwarded-For", origin.source_ip),
+        ("X-Forwarded-Proto", origin.proto),
+        ("X-Forwarded-Port", origin.port),
+    ]
+    return [(name, value) for name, value in added if name.lower() not in present and value]
+
+
 def group(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
     """Repeated names' values in order, under the name as first seen."""
     grouped: dict[str, list[str]] = {}
@@ -144,7 +158,14 @@ def json_response(status: int, value: object) -> Response:
 
 def mode_for(settings: Settings) -> Mode:
     from klr.modes.api_gateway import ApiGatewayMode
+    from klr.modes.function_url import FunctionUrlMode
+    from klr.modes.http_api import HttpApiMode
     from klr.modes.raw import RawMode
 
-    modes = {"RAW": RawMode, "API_GATEWAY": ApiGatewayMode}
+    modes = {
+        "RAW": RawMode,
+        "API_GATEWAY": ApiGatewayMode,
+        "HTTP_API": HttpApiMode,
+        "FUNCTION_URL": FunctionUrlMode,
+    }
     return modes[settings.event_type](settings)

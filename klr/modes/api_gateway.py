@@ -7,24 +7,31 @@ failure, is a 502 `{"message": "Internal server error"}`; the reason goes to the
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import time
 import uuid
 from urllib.parse import parse_qsl
 
 from klr.config import Settings
-from klr.http import Request, Response, check_field
+from klr.http import Request, Response
 from klr.invokers import Outcome
 from klr.log import log
 from klr.modes import (
-    SERVER_HEADERS,
-    Forwarding,
     body_text,
+    forwarded_headers,
     forwarding,
     group,
     json_response,
+)
+from klr.modes.results import (
+    MalformedResult,
+    body_of,
+    header_map,
+    multi_value_pairs,
+    parsed,
+    response_headers,
+    status_of,
+    with_content_type,
 )
 
 INTERNAL_ERROR = {"message": "Internal server error"}
@@ -55,7 +62,7 @@ class ApiGatewayMode:
     def to_event(self, request: Request) -> bytes:
         path = request.path
         origin = forwarding(request, self.port)
-        headers = group(request.headers + _forwarded_headers(request, origin))
+        headers = group(request.headers + forwarded_headers(request, origin))
         query = group(parse_qsl(request.query, keep_blank_values=True))
         domain = origin.host
         now = time.time()
@@ -103,8 +110,8 @@ class ApiGatewayMode:
         if outcome.failed:
             return json_response(502, INTERNAL_ERROR)
         try:
-            return _proxy_response(json.loads(outcome.body))
-        except (ValueError, TypeError, RecursionError, binascii.Error) as error:
+            return _proxy_response(parsed(outcome.body))
+        except MalformedResult as error:
             log(
                 f"Execution failed due to configuration error: Malformed Lambda proxy response: {error}"
             )
@@ -113,45 +120,12 @@ class ApiGatewayMode:
 
 def _proxy_response(result: object) -> Response:
     if not isinstance(result, dict):
-        raise TypeError(f"expected an object with statusCode, got {type(result).__name__}")
-    status = result.get("statusCode")
-    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
-        raise TypeError(f"statusCode must be an integer HTTP status, got {status!r}")
-    body = result.get("body")
-    if body is not None and not isinstance(body, str):
-        raise TypeError(f"body must be a string, got {type(body).__name__}")
-    raw = (body or "").encode()
-    if result.get("isBase64Encoded"):
-        raw = base64.b64decode(raw, validate=True)
-    single = result.get("headers") or {}
-    multi = result.get("multiValueHeaders") or {}
-    if not isinstance(single, dict) or not isinstance(multi, dict):
-        raise TypeError("headers and multiValueHeaders must be objects")
+        raise MalformedResult(f"expected an object with statusCode, got {type(result).__name__}")
+    status = status_of(result)
+    body = body_of(result)
+    single = header_map(result, "headers")
+    multi = header_map(result, "multiValueHeaders")
     overridden = {name.lower() for name in multi}
-    headers = [
-        (name, _text(value)) for name, value in single.items() if name.lower() not in overridden
-    ]
-    if not all(isinstance(values, list) for values in multi.values()):
-        raise TypeError("each multiValueHeaders entry must be a list")
-    headers += [(name, _text(value)) for name, values in multi.items() for value in values]
-    headers = [(name, value) for name, value in headers if name.lower() not in SERVER_HEADERS]
-    for name, value in headers:
-        check_field(name, value)  # no header can split the response or forge another
-    if not any(name.lower() == "content-type" for name, _ in headers):
-        headers.append(("Content-Type", "application/json"))
-    return Response(status, raw, headers)
-
-
-def _forwarded_headers(request: Request, origin: Forwarding) -> list[tuple[str, str]]:
-    """The X-Forwarded-For/Proto/Port headers API Gateway adds, where the request has none."""
-    present = {name.lower() for name, _ in request.headers}
-    added = [
-        ("X-Forwarded-For", origin.source_ip),
-        ("X-Forwarded-Proto", origin.proto),
-        ("X-Forwarded-Port", origin.port),
-    ]
-    return [(name, value) for name, value in added if name.lower() not in present and value]
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+    pairs = [(name, value) for name, value in single.items() if name.lower() not in overridden]
+    pairs += multi_value_pairs(multi, "multiValueHeaders")
+    return Response(status, body, with_content_type(response_headers(pairs), "application/json"))
