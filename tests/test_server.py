@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -223,3 +224,130 @@ def test_http_api_and_function_url_answer_function_errors_as_their_services(star
         server = start_server("handler.fail", EVENT_TYPE=mode)
         result = requests.get(server.url + "/", timeout=10)
         assert (result.status_code, result.json()) == (status, {"message": "Internal Server Error"})
+
+
+# A runtime that answers each invocation with a streamed response, chunk by chunk, as its
+# event's body says: {"content_type", "chunks" (text; null waits until the file `gate` exists),
+# "trailers"}. The HTTP layer under test reads it; nothing here is the server's code.
+STREAMER = r"""
+import http.client, json, os, socket, sys, time
+host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+while True:
+    api = http.client.HTTPConnection(host, int(port))
+    api.request("GET", "/2018-06-01/runtime/invocation/next")
+    answer = api.getresponse()
+    request_id = answer.getheader("Lambda-Runtime-Aws-Request-Id")
+    plan = json.loads(json.loads(answer.read())["body"])
+    sock = socket.create_connection((host, int(port)))
+    sock.sendall((
+        f"POST /2018-06-01/runtime/invocation/{request_id}/response HTTP/1.1\r\n"
+        f"Host: {host}\r\nLambda-Runtime-Function-Response-Mode: streaming\r\n"
+        f"Content-Type: {plan['content_type']}\r\nTransfer-Encoding: chunked\r\n"
+        "Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n\r\n"
+    ).encode())
+    for chunk in plan["chunks"]:
+        if chunk is None:
+            deadline = time.monotonic() + 20
+            while not os.path.exists(plan["gate"]) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            continue
+        data = chunk.encode("latin-1")
+        sock.sendall(b"%x\r\n%b\r\n" % (len(data), data))
+    trailers = "".join(f"{name}: {value}\r\n" for name, value in plan["trailers"].items())
+    sock.sendall(b"0\r\n" + trailers.encode() + b"\r\n")
+    sock.recv(65536)
+    sock.close()
+"""
+PRELUDE_TYPE = "application/vnd.awslambda.http-integration-response"
+NULS = "\0" * 8
+
+
+def streamed_answer(server, plan: dict) -> bytes:
+    """The front door's answer to a request whose body is `plan`, as bytes off the wire."""
+    body = json.dumps({"trailers": {}, **plan}).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%b"
+            % (len(body), body)
+        )
+        return read_to_end(sock)
+
+
+def read_to_end(sock: socket.socket) -> bytes:
+    chunks = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def start_streamer(start_server, tmp_path, mode: str = "HTTP_API"):
+    script = tmp_path / "streamer.py"
+    script.write_text(STREAMER)
+    return start_server(bootstrap=f"exec {sys.executable} {script}", EVENT_TYPE=mode)
+
+
+def test_streaming_prelude_sets_status_headers_and_cookies_and_the_body_flows(
+    start_server, tmp_path
+):
+    """Checklists 22, 79: the prelude's status, headers and cookies make the answer's head; the
+    body after the eight NUL bytes reaches the caller before the function has finished."""
+    server = start_streamer(start_server, tmp_path)
+    gate = tmp_path / "gate"
+    prelude = json.dumps(
+        {
+            "statusCode": 201,
+            "headers": {"Content-Type": "text/plain", "X-Custom": "yes"},
+            "cookies": ["a=1; Path=/", "b=2"],
+        }
+    )
+    plan = {
+        "content_type": PRELUDE_TYPE,
+        "gate": str(gate),
+        "chunks": [prelude[:10], prelude[10:] + NULS[:3], NULS[3:] + "first|", None, "last"],
+    }
+    body = json.dumps({"trailers": {}, **plan})
+    with requests.post(server.url + "/", data=body, stream=True, timeout=20) as result:
+        assert result.status_code == 201
+        assert result.headers["Content-Type"] == "text/plain"
+        assert result.headers["X-Custom"] == "yes"
+        assert result.raw.headers.getlist("Set-Cookie") == ["a=1; Path=/", "b=2"]
+        assert result.headers["Transfer-Encoding"] == "chunked"
+        pieces = result.iter_content(chunk_size=None)
+        assert next(pieces) == b"first|"  # while the function waits for the gate
+        gate.touch()
+        assert b"".join(pieces) == b"last"
+
+
+def test_streaming_prelude_error_trailers_and_broken_preludes(start_server, tmp_path):
+    """Checklists 22, 79: an error reported in the trailers reaches the caller in its trailers
+    after the body; a prelude that is not JSON, never ends or breaks a header rule is the
+    service's error answer; another streamed type is the body as it is."""
+    server = start_streamer(start_server, tmp_path)
+    failed = streamed_answer(
+        server,
+        {
+            "content_type": PRELUDE_TYPE,
+            "chunks": ['{"statusCode": 200}' + NULS + "partial"],
+            "trailers": {"Lambda-Runtime-Function-Error-Type": "Function.Boom"},
+        },
+    )
+    head, _, rest = failed.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert rest.startswith(b"7\r\npartial\r\n0\r\n")
+    assert b"Lambda-Runtime-Function-Error-Type: Function.Boom\r\n" in rest
+    for chunks in (
+        ["not json" + NULS + "body"],
+        ["{" + " " * 70000],  # no end within 64 KB
+        ['{"statusCode": 200, "headers": {"X-Evil": "a\\r\\nSet-Cookie: b"}}' + NULS],
+        ['{"statusCode": 200}'],  # ends before its eight NUL bytes
+    ):
+        refused = streamed_answer(server, {"content_type": PRELUDE_TYPE, "chunks": chunks})
+        assert refused.startswith(b"HTTP/1.1 500 "), refused[:200]
+        assert refused.endswith(b'{"message": "Internal Server Error"}')
+    assert "prelude" in server.logs()
+    plain = streamed_answer(server, {"content_type": "text/csv", "chunks": ["a,b\n", "1,2\n"]})
+    head, _, rest = plain.partition(b"\r\n\r\n")
+    assert b"Content-Type: text/csv" in head
+    assert rest.startswith(b"4\r\na,b\n\r\n4\r\n1,2\n\r\n0\r\n")
