@@ -351,3 +351,57 @@ def test_streaming_prelude_error_trailers_and_broken_preludes(start_server, tmp_
     head, _, rest = plain.partition(b"\r\n\r\n")
     assert b"Content-Type: text/csv" in head
     assert rest.startswith(b"4\r\na,b\n\r\n4\r\n1,2\n\r\n0\r\n")
+
+
+def test_alb_mode_through_the_python_shim(start_server, tmp_path):
+    """Checklist 78: single-value events and `headers` by default; with
+    KLR_ALB_MULTI_VALUE_HEADERS=true the result's multiValueHeaders; the query string as sent;
+    a body over 1 MB refused 413; a result that is no target-group response a 502."""
+    single = start_server("handler.http", EVENT_TYPE="ALB")
+    result = requests.put(single.url + "/items/7?color=red&color=bl%20ue", data="héllo", timeout=10)
+    assert result.status_code == 201
+    assert (result.headers["X-Single"], result.headers.get("X-Multi")) == ("one", None)
+    reported = result.json()
+    assert (reported["method"], reported["path"]) == ("PUT", "/items/7")
+    assert (reported["query"], reported["body"]) == ({"color": "bl%20ue"}, "héllo")
+    big = requests.post(single.url + "/", data=b"x" * (1024 * 1024 + 1), timeout=10)
+    assert big.status_code == 413
+    multi = start_replier(start_server, tmp_path, KLR_ALB_MULTI_VALUE_HEADERS="true")
+    result = requests.post(
+        multi.url + "/?k=1&k=2",
+        json={"statusCode": 200, "multiValueHeaders": {"X-Multi": ["a", "b"]}, "body": "ok"},
+        headers={"X-Twice": "one"},
+        timeout=10,
+    )
+    assert (result.status_code, result.headers["X-Multi"], result.text) == (200, "a, b", "ok")
+    event = json.loads(multi.logs().split("EVENT ", 1)[1].splitlines()[0])
+    assert event["multiValueQueryStringParameters"] == {"k": ["1", "2"]}
+    assert event["multiValueHeaders"]["x-twice"] == ["one"]
+    assert "headers" not in event
+    malformed = start_server("handler.echo", EVENT_TYPE="ALB")
+    result = requests.get(malformed.url + "/", timeout=10)
+    assert result.status_code == 502 and "502 Bad Gateway" in result.text
+    assert "statusCode must be an integer" in malformed.logs()
+
+
+# A runtime whose function returns the request's body as its result, and logs the event.
+REPLIER = r"""
+import http.client, json, os
+host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+while True:
+    api = http.client.HTTPConnection(host, int(port))
+    api.request("GET", "/2018-06-01/runtime/invocation/next")
+    answer = api.getresponse()
+    request_id = answer.getheader("Lambda-Runtime-Aws-Request-Id")
+    event = answer.read()
+    print("EVENT " + event.decode(), flush=True)
+    api.request("POST", f"/2018-06-01/runtime/invocation/{request_id}/response",
+                json.loads(event)["body"].encode())
+    api.getresponse().read()
+"""
+
+
+def start_replier(start_server, folder, **env):
+    script = folder / "replier.py"
+    script.write_text(REPLIER)
+    return start_server(bootstrap=f"exec {sys.executable} {script}", EVENT_TYPE="ALB", **env)
