@@ -405,3 +405,22 @@ def start_replier(start_server, folder, **env):
     script = folder / "replier.py"
     script.write_text(REPLIER)
     return start_server(bootstrap=f"exec {sys.executable} {script}", EVENT_TYPE="ALB", **env)
+
+
+def test_function_url_honours_the_streaming_prelude_and_answers_a_broken_one_502(
+    start_server, tmp_path
+):
+    """Checklists 22, 79: a streaming Function URL takes status, headers and cookies from the
+    prelude; a prelude that is not JSON is a Function URL's 502."""
+    server = start_streamer(start_server, tmp_path, mode="FUNCTION_URL")
+    prelude = json.dumps({"statusCode": 418, "headers": {"X-Tea": "yes"}, "cookies": ["c=1"]})
+    answer = streamed_answer(
+        server, {"content_type": PRELUDE_TYPE, "chunks": [prelude + NULS, "short and stout"]}
+    )
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 418 ")
+    assert b"\r\nX-Tea: yes\r\n" in head and b"\r\nSet-Cookie: c=1\r\n" in head
+    assert b"short and stout" in rest and NULS.encode() not in rest
+    broken = streamed_answer(server, {"content_type": PRELUDE_TYPE, "chunks": ["{oops" + NULS]})
+    assert broken.startswith(b"HTTP/1.1 502 ")
+    assert broken.endswith(b'{"message": "Internal Server Error"}')
