@@ -18,7 +18,7 @@ MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
 # A streamed response is relayed as it arrives, up to Lambda's streaming limit (200 MB, 2025).
 MAX_STREAMED_RESPONSE_BYTES = 200 * 1024 * 1024
 
-EVENT_TYPES = ("RAW", "API_GATEWAY", "HTTP_API", "FUNCTION_URL")
+EVENT_TYPES = ("RAW", "API_GATEWAY", "HTTP_API", "FUNCTION_URL", "ALB")
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class Settings:
     write_timeout: float = 30.0
     max_connections: int = 4096
     max_header_bytes: int = 64 * 1024
+    alb_multi_value_headers: bool = False
 
     @property
     def function_arn(self) -> str:
@@ -76,6 +77,7 @@ class Settings:
             write_timeout=reader.number("KLR_WRITE_TIMEOUT", 30.0, 0.1, 3600),
             max_connections=reader.integer("KLR_MAX_CONNECTIONS", 4096, 1, 1_000_000),
             max_header_bytes=reader.integer("KLR_MAX_HEADER_BYTES", 64 * 1024, 8192, 1 << 24),
+            alb_multi_value_headers=reader.boolean("KLR_ALB_MULTI_VALUE_HEADERS"),
         )
         last_api_port = settings.runtime_api_port + settings.invoker_count - 1
         if settings.runtime_api_port <= settings.port <= last_api_port:
@@ -111,6 +113,12 @@ class _Reader:
                 f"{name} must be a number of seconds from {low} to {high}, got {raw!r}"
             )
         return value
+
+    def boolean(self, name: str) -> bool:
+        raw = self.env.get(name, "").strip().lower()
+        if raw not in ("", "true", "false"):
+            raise SettingsError(f"{name} must be true or false, got {raw!r}")
+        return raw == "true"
 
     def event_type(self) -> str:
         # EVENT_TYPE is the seed's name; RESPONSE_FORMAT is the later spelling of the same switch.

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from klr.config import Settings
+from klr.errors import ApiError, SettingsError
 from klr.http import Response, parse_request
 from klr.invokers import Outcome
 from klr.modes import forwarding, mode_for
@@ -269,3 +270,127 @@ def test_payload_2_errors_are_the_services_answers(mode, failed, timed_out, malf
         assert json.loads(response.body) == {"message": "Internal Server Error"}
         assert reason in capsys.readouterr().out
     assert answer(mode, b"not json").status == malformed
+
+
+def alb_event(head: str, body: bytes = b"", multi: bool = False) -> dict:
+    mode = mode_for(Settings(event_type="ALB", alb_multi_value_headers=multi, function_name="fn"))
+    return json.loads(mode.to_event(request(head, body)))
+
+
+def test_alb_event_keeps_the_query_encoded_and_takes_the_last_of_repeated_values():
+    """Checklist 78: the target group's ARN, the path and query as sent (ALB decodes
+    neither), lower-case headers, single values by default (the last sent), no multiValue*."""
+    event = alb_event(*SAME_REQUESTS["escaped path, repeated keys, cookies"])
+    assert re.fullmatch(
+        r"arn:aws:elasticloadbalancing:us-east-1:012345678912:targetgroup/fn/[0-9a-f]{16}",
+        event["requestContext"]["elb"]["targetGroupArn"],
+    )
+    assert (event["httpMethod"], event["path"]) == ("DELETE", "/a%20b/c%2Fd")
+    assert event["queryStringParameters"] == {"x": "2", "e": "%20%26", "flag": ""}
+    assert event["headers"]["x-twice"] == "two"
+    assert event["headers"]["cookie"] == "u=3"
+    assert event["headers"]["x-forwarded-for"] == "198.51.100.7"
+    assert all(name == name.lower() for name in event["headers"])
+    assert "multiValueHeaders" not in event and "multiValueQueryStringParameters" not in event
+    assert (event["body"], event["isBase64Encoded"]) == ("", False)
+
+
+def test_alb_event_with_multi_value_headers_enabled():
+    """Checklist 78: with KLR_ALB_MULTI_VALUE_HEADERS=true, multiValueHeaders and
+    multiValueQueryStringParameters in place of the single-value fields."""
+    event = alb_event(*SAME_REQUESTS["escaped path, repeated keys, cookies"], multi=True)
+    assert event["multiValueQueryStringParameters"] == {
+        "x": ["1", "2"],
+        "e": ["%20%26"],
+        "flag": [""],
+    }
+    assert event["multiValueHeaders"]["x-twice"] == ["one", "two"]
+    assert event["multiValueHeaders"]["cookie"] == ["s=1; t=2", "u=3"]
+    assert "headers" not in event and "queryStringParameters" not in event
+    binary = alb_event(*SAME_REQUESTS["binary body"], multi=True)
+    assert (binary["body"], binary["isBase64Encoded"]) == ("/wD+", True)
+    large = alb_event(*SAME_REQUESTS["large header"])
+    assert large["headers"]["x-big"] == "3" + "b" * 7990
+    assert alb_event(*SAME_REQUESTS["text body"])["body"] == "héllo"
+
+
+def test_alb_refuses_a_request_body_over_1_mb():
+    """Checklist 78: ALB sends a function at most 1 MB of body."""
+    mode = mode_for(Settings(event_type="ALB"))
+    size = 1024 * 1024 + 1
+    with pytest.raises(ApiError) as refused:
+        mode.to_event(request(f"POST / HTTP/1.1\nHost: h\nContent-Length: {size}\n", b"x" * size))
+    assert refused.value.status == 413
+    assert json.loads(mode.to_event(request("POST / HTTP/1.1\nHost: h\nContent-Length: 1\n", b"x")))
+
+
+def alb_answer(result: object, multi: bool = False, **outcome) -> Response:
+    mode = mode_for(Settings(event_type="ALB", alb_multi_value_headers=multi))
+    body = result if isinstance(result, bytes) else json.dumps(result).encode()
+    return mode.to_response(Outcome(body, **outcome))
+
+
+def test_alb_response_single_and_multi_value_headers():
+    """Checklist 78: headers, or multiValueHeaders when enabled; a base64 body decoded;
+    statusDescription taken as text (the status line keeps the standard phrase)."""
+    result = {
+        "statusCode": 404,
+        "statusDescription": "404 Not Found",
+        "headers": {"X-One": "1", "Content-Type": "text/plain"},
+        "multiValueHeaders": {"X-Many": ["a", "b"]},
+        "body": base64.b64encode(b"\x00gone").decode(),
+        "isBase64Encoded": True,
+    }
+    single = alb_answer(result)
+    assert (single.status, single.body) == (404, b"\x00gone")
+    assert single.headers == [("X-One", "1"), ("Content-Type", "text/plain")]
+    multi = alb_answer(result, multi=True)
+    assert multi.headers == [("X-Many", "a"), ("X-Many", "b")]
+
+
+def test_alb_answers_502_for_a_malformed_result_an_error_or_over_1_mb(capsys):
+    """Checklist 78: a malformed result is ALB's 502 page, its reason logged; a function error
+    502, a timeout 504; a response over 1 MB 502."""
+    for result, reason in [
+        ({"body": "no status"}, "statusCode must be an integer"),
+        ({"statusCode": 200, "statusDescription": 200}, "statusDescription must be a string"),
+        ({"statusCode": 200, "body": 5}, "body must be a string"),
+        ({"statusCode": 200, "headers": {"X": "a\nb"}}, "control"),
+        ({"statusCode": 200, "multiValueHeaders": {"X": "a"}}, "must be a list"),
+        ("just a string", "expected an object"),
+        ({"statusCode": 200, "body": "x" * (1024 * 1024)}, "over ALB's 1048576"),
+    ]:
+        response = alb_answer(result, multi="multiValueHeaders" in result)
+        assert response.status == 502, result
+        assert b"<title>502 Bad Gateway</title>" in response.body
+        assert reason in capsys.readouterr().out
+    assert alb_answer(b"{}", status=500, error_type="Unhandled").status == 502
+    assert alb_answer(b"{}", status=504, error_type="Sandbox.Timedout").status == 504
+
+
+@pytest.mark.parametrize("value", ["true", "TRUE", "false", "", "yes"])
+def test_alb_multi_value_headers_setting_is_true_or_false(value):
+    """KLR_ALB_MULTI_VALUE_HEADERS takes true or false and says so for anything else."""
+    env = {"KLR_ALB_MULTI_VALUE_HEADERS": value}
+    if value == "yes":
+        with pytest.raises(SettingsError, match="KLR_ALB_MULTI_VALUE_HEADERS must be true or"):
+            Settings.from_env(env)
+    else:
+        assert Settings.from_env(env).alb_multi_value_headers is (value.lower() == "true")
+
+
+@pytest.mark.parametrize("mode", ["API_GATEWAY", "HTTP_API", "FUNCTION_URL", "ALB"])
+@pytest.mark.parametrize("name", list(SAME_REQUESTS))
+def test_every_http_mode_makes_an_event_of_the_same_requests(mode, name):
+    """Checklists 72, 74, 77, 78: each of the same requests becomes an event in every HTTP mode,
+    carrying its method, its body (base64 when not text) and its large headers."""
+    head, body = SAME_REQUESTS[name]
+    event = json.loads(mode_for(Settings(event_type=mode)).to_event(request(head, body)))
+    method = event.get("httpMethod") or event["requestContext"]["http"]["method"]
+    assert method == head.split()[0]
+    text = event.get("body") or ""
+    sent = base64.b64decode(text) if event["isBase64Encoded"] else text
+    assert sent == (body if event["isBase64Encoded"] else body.decode())
+    headers = event.get("headers") or event.get("multiValueHeaders")
+    big = [value for key, value in headers.items() if key.lower() == "x-big"]
+    assert bool(big) == (name == "large header")

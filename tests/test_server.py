@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -230,3 +231,203 @@ def test_http_api_and_function_url_answer_function_errors_as_their_services(star
         server = start_server("handler.fail", EVENT_TYPE=mode)
         result = requests.get(server.url + "/", timeout=10)
         assert (result.status_code, result.json()) == (status, {"message": "Internal Server Error"})
+
+
+# A runtime that answers each invocation with a streamed response, chunk by chunk, as its
+# event's body says: {"content_type", "chunks" (text; null waits until the file `gate` exists),
+# "trailers"}. The HTTP layer under test reads it; nothing here is the server's code.
+STREAMER = r"""
+import http.client, json, os, socket, sys, time
+host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+while True:
+    api = http.client.HTTPConnection(host, int(port))
+    api.request("GET", "/2018-06-01/runtime/invocation/next")
+    answer = api.getresponse()
+    request_id = answer.getheader("Lambda-Runtime-Aws-Request-Id")
+    plan = json.loads(json.loads(answer.read())["body"])
+    sock = socket.create_connection((host, int(port)))
+    sock.sendall((
+        f"POST /2018-06-01/runtime/invocation/{request_id}/response HTTP/1.1\r\n"
+        f"Host: {host}\r\nLambda-Runtime-Function-Response-Mode: streaming\r\n"
+        f"Content-Type: {plan['content_type']}\r\nTransfer-Encoding: chunked\r\n"
+        "Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n\r\n"
+    ).encode())
+    for chunk in plan["chunks"]:
+        if chunk is None:
+            deadline = time.monotonic() + 20
+            while not os.path.exists(plan["gate"]) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            continue
+        data = chunk.encode("latin-1")
+        sock.sendall(b"%x\r\n%b\r\n" % (len(data), data))
+    trailers = "".join(f"{name}: {value}\r\n" for name, value in plan["trailers"].items())
+    sock.sendall(b"0\r\n" + trailers.encode() + b"\r\n")
+    sock.recv(65536)
+    sock.close()
+"""
+PRELUDE_TYPE = "application/vnd.awslambda.http-integration-response"
+NULS = "\0" * 8
+
+
+def streamed_answer(server, plan: dict) -> bytes:
+    """The front door's answer to a request whose body is `plan`, as bytes off the wire."""
+    body = json.dumps({"trailers": {}, **plan}).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%b"
+            % (len(body), body)
+        )
+        return read_to_end(sock)
+
+
+def read_to_end(sock: socket.socket) -> bytes:
+    chunks = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def start_streamer(start_server, tmp_path, mode: str = "HTTP_API"):
+    script = tmp_path / "streamer.py"
+    script.write_text(STREAMER)
+    return start_server(bootstrap=f"exec {sys.executable} {script}", EVENT_TYPE=mode)
+
+
+def test_streaming_prelude_sets_status_headers_and_cookies_and_the_body_flows(
+    start_server, tmp_path
+):
+    """Checklists 22, 79: the prelude's status, headers and cookies make the answer's head; the
+    body after the eight NUL bytes reaches the caller before the function has finished."""
+    server = start_streamer(start_server, tmp_path)
+    gate = tmp_path / "gate"
+    prelude = json.dumps(
+        {
+            "statusCode": 201,
+            "headers": {"Content-Type": "text/plain", "X-Custom": "yes"},
+            "cookies": ["a=1; Path=/", "b=2"],
+        }
+    )
+    plan = {
+        "content_type": PRELUDE_TYPE,
+        "gate": str(gate),
+        "chunks": [prelude[:10], prelude[10:] + NULS[:3], NULS[3:] + "first|", None, "last"],
+    }
+    body = json.dumps({"trailers": {}, **plan})
+    with requests.post(server.url + "/", data=body, stream=True, timeout=20) as result:
+        assert result.status_code == 201
+        assert result.headers["Content-Type"] == "text/plain"
+        assert result.headers["X-Custom"] == "yes"
+        assert result.raw.headers.getlist("Set-Cookie") == ["a=1; Path=/", "b=2"]
+        assert result.headers["Transfer-Encoding"] == "chunked"
+        pieces = result.iter_content(chunk_size=None)
+        assert next(pieces) == b"first|"  # while the function waits for the gate
+        gate.touch()
+        assert b"".join(pieces) == b"last"
+
+
+def test_streaming_prelude_error_trailers_and_broken_preludes(start_server, tmp_path):
+    """Checklists 22, 79: an error reported in the trailers reaches the caller in its trailers
+    after the body; a prelude that is not JSON, never ends or breaks a header rule is the
+    service's error answer; another streamed type is the body as it is."""
+    server = start_streamer(start_server, tmp_path)
+    failed = streamed_answer(
+        server,
+        {
+            "content_type": PRELUDE_TYPE,
+            "chunks": ['{"statusCode": 200}' + NULS + "partial"],
+            "trailers": {"Lambda-Runtime-Function-Error-Type": "Function.Boom"},
+        },
+    )
+    head, _, rest = failed.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert rest.startswith(b"7\r\npartial\r\n0\r\n")
+    assert b"Lambda-Runtime-Function-Error-Type: Function.Boom\r\n" in rest
+    for chunks in (
+        ["not json" + NULS + "body"],
+        ["{" + " " * 70000],  # no end within 64 KB
+        ['{"statusCode": 200, "headers": {"X-Evil": "a\\r\\nSet-Cookie: b"}}' + NULS],
+        ['{"statusCode": 200}'],  # ends before its eight NUL bytes
+    ):
+        refused = streamed_answer(server, {"content_type": PRELUDE_TYPE, "chunks": chunks})
+        assert refused.startswith(b"HTTP/1.1 500 "), refused[:200]
+        assert refused.endswith(b'{"message": "Internal Server Error"}')
+    assert "prelude" in server.logs()
+    plain = streamed_answer(server, {"content_type": "text/csv", "chunks": ["a,b\n", "1,2\n"]})
+    head, _, rest = plain.partition(b"\r\n\r\n")
+    assert b"Content-Type: text/csv" in head
+    assert rest.startswith(b"4\r\na,b\n\r\n4\r\n1,2\n\r\n0\r\n")
+
+
+def test_alb_mode_through_the_python_shim(start_server, tmp_path):
+    """Checklist 78: single-value events and `headers` by default; with
+    KLR_ALB_MULTI_VALUE_HEADERS=true the result's multiValueHeaders; the query string as sent;
+    a body over 1 MB refused 413; a result that is no target-group response a 502."""
+    single = start_server("handler.http", EVENT_TYPE="ALB")
+    result = requests.put(single.url + "/items/7?color=red&color=bl%20ue", data="héllo", timeout=10)
+    assert result.status_code == 201
+    assert (result.headers["X-Single"], result.headers.get("X-Multi")) == ("one", None)
+    reported = result.json()
+    assert (reported["method"], reported["path"]) == ("PUT", "/items/7")
+    assert (reported["query"], reported["body"]) == ({"color": "bl%20ue"}, "héllo")
+    big = requests.post(single.url + "/", data=b"x" * (1024 * 1024 + 1), timeout=10)
+    assert big.status_code == 413
+    multi = start_replier(start_server, tmp_path, KLR_ALB_MULTI_VALUE_HEADERS="true")
+    result = requests.post(
+        multi.url + "/?k=1&k=2",
+        json={"statusCode": 200, "multiValueHeaders": {"X-Multi": ["a", "b"]}, "body": "ok"},
+        headers={"X-Twice": "one"},
+        timeout=10,
+    )
+    assert (result.status_code, result.headers["X-Multi"], result.text) == (200, "a, b", "ok")
+    event = json.loads(multi.logs().split("EVENT ", 1)[1].splitlines()[0])
+    assert event["multiValueQueryStringParameters"] == {"k": ["1", "2"]}
+    assert event["multiValueHeaders"]["x-twice"] == ["one"]
+    assert "headers" not in event
+    malformed = start_server("handler.echo", EVENT_TYPE="ALB")
+    result = requests.get(malformed.url + "/", timeout=10)
+    assert result.status_code == 502 and "502 Bad Gateway" in result.text
+    assert "statusCode must be an integer" in malformed.logs()
+
+
+# A runtime whose function returns the request's body as its result, and logs the event.
+REPLIER = r"""
+import http.client, json, os
+host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+while True:
+    api = http.client.HTTPConnection(host, int(port))
+    api.request("GET", "/2018-06-01/runtime/invocation/next")
+    answer = api.getresponse()
+    request_id = answer.getheader("Lambda-Runtime-Aws-Request-Id")
+    event = answer.read()
+    print("EVENT " + event.decode(), flush=True)
+    api.request("POST", f"/2018-06-01/runtime/invocation/{request_id}/response",
+                json.loads(event)["body"].encode())
+    api.getresponse().read()
+"""
+
+
+def start_replier(start_server, folder, **env):
+    script = folder / "replier.py"
+    script.write_text(REPLIER)
+    return start_server(bootstrap=f"exec {sys.executable} {script}", EVENT_TYPE="ALB", **env)
+
+
+def test_function_url_honours_the_streaming_prelude_and_answers_a_broken_one_502(
+    start_server, tmp_path
+):
+    """Checklists 22, 79: a streaming Function URL takes status, headers and cookies from the
+    prelude; a prelude that is not JSON is a Function URL's 502."""
+    server = start_streamer(start_server, tmp_path, mode="FUNCTION_URL")
+    prelude = json.dumps({"statusCode": 418, "headers": {"X-Tea": "yes"}, "cookies": ["c=1"]})
+    answer = streamed_answer(
+        server, {"content_type": PRELUDE_TYPE, "chunks": [prelude + NULS, "short and stout"]}
+    )
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 418 ")
+    assert b"\r\nX-Tea: yes\r\n" in head and b"\r\nSet-Cookie: c=1\r\n" in head
+    assert b"short and stout" in rest and NULS.encode() not in rest
+    broken = streamed_answer(server, {"content_type": PRELUDE_TYPE, "chunks": ["{oops" + NULS]})
+    assert broken.startswith(b"HTTP/1.1 502 ")
+    assert broken.endswith(b'{"message": "Internal Server Error"}')

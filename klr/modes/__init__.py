@@ -157,6 +157,7 @@ def json_response(status: int, value: object) -> Response:
 
 
 def mode_for(settings: Settings) -> Mode:
+    from klr.modes.alb import AlbMode
     from klr.modes.api_gateway import ApiGatewayMode
     from klr.modes.function_url import FunctionUrlMode
     from klr.modes.http_api import HttpApiMode
@@ -167,5 +168,6 @@ def mode_for(settings: Settings) -> Mode:
         "API_GATEWAY": ApiGatewayMode,
         "HTTP_API": HttpApiMode,
         "FUNCTION_URL": FunctionUrlMode,
+        "ALB": AlbMode,
     }
     return modes[settings.event_type](settings)

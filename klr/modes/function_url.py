@@ -36,9 +36,6 @@ class FunctionUrlMode(HttpApiMode):
     def failure(self, timed_out: bool = False) -> Response:
         return json_response(502, {"message": "Internal Server Error"})
 
-    def cannot_send(self) -> Response:
-        return self.failure()
-
 
 def url_id(settings: Settings) -> str:
     """32 lower-case letters and digits, the same for the same function, as Lambda makes them."""

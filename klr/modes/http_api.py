@@ -19,7 +19,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from urllib.parse import parse_qsl
 
 from klr.config import Settings
@@ -112,14 +112,12 @@ class HttpApiMode:
     # The answer
 
     def failure(self, timed_out: bool = False) -> Response:
+        """The service's answer to a function error or a result it cannot send."""
         if timed_out:
             return json_response(503, {"message": "Service Unavailable"})
         return json_response(500, {"message": "Internal Server Error"})
 
-    def cannot_send(self) -> Response:
-        return json_response(500, {"message": "Internal Server Error"})
-
-    def to_response(self, outcome: Outcome):
+    def to_response(self, outcome: Outcome) -> Response | Awaitable[Response]:
         if outcome.stream is not None:
             if outcome.content_type.split(";")[0].strip().lower() == PRELUDE_TYPE:
                 return self._integration_stream(outcome)
@@ -134,7 +132,7 @@ class HttpApiMode:
         try:
             return v2_response(outcome.body)
         except MalformedResult as error:
-            return refused(self.service, error, self.cannot_send())
+            return refused(self.service, error, self.failure())
 
     async def _integration_stream(self, outcome: Outcome) -> Response:
         """Read the prelude, then answer with its status and headers and relay the rest."""
@@ -148,10 +146,8 @@ class HttpApiMode:
             headers = head_headers(head)
         except MalformedResult as error:
             asyncio.ensure_future(discard(stream))  # the runtime finishes its response
-            if stream.trailers():  # the function failed before its prelude was complete
-                return refused(self.service, error, self.failure())
-            return refused(self.service, error, self.cannot_send())
-        except Exception as error:  # the stream broke off: its runtime died or timed out
+            return refused(self.service, error, self.failure())
+        except Exception as error:  # the stream broke off: its runtime died or was killed
             return refused(self.service, error, self.failure())
         return Response(
             status,
@@ -180,8 +176,9 @@ def head_headers(result: dict) -> list[tuple[str, str]]:
     return response_headers(pairs + [("Set-Cookie", cookie) for cookie in cookies])
 
 
-async def _prelude(stream: AsyncIterator[bytes]) -> tuple[bytes, bytes]:
-    """The prelude and what came after its eight NUL bytes in the same chunks."""
+async def _prelude(stream) -> tuple[bytes, bytes]:
+    """The prelude and what came after its eight NUL bytes in the same chunks, from a
+    runtime's stream (klr/runtime_api.py's _Relay, whose trailers() are the runtime's)."""
     buffered = b""
     async for chunk in stream:
         buffered += chunk
@@ -192,7 +189,11 @@ async def _prelude(stream: AsyncIterator[bytes]) -> tuple[bytes, bytes]:
             raise MalformedResult(
                 f"the response stream's prelude did not end within {MAX_PRELUDE_BYTES} bytes"
             )
-    raise MalformedResult("the response stream ended before its prelude's eight NUL bytes")
+    failed = "; ".join(f"{name}: {value}" for name, value in stream.trailers())
+    raise MalformedResult(
+        "the response stream ended before its prelude's eight NUL bytes"
+        + (f" (the function failed: {failed})" if failed else "")
+    )
 
 
 async def _relayed(first: bytes, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
