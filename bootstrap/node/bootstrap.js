@@ -170,10 +170,24 @@ function describeError(error) {
 }
 
 function logError(label, description) {
-  console.error(label, '\t' + JSON.stringify(description));
+  if (JSON_LOGS) {
+    // One record whose message is the error, as Lambda's JSON log format has it.
+    console.error({errorType: description.errorType, errorMessage: description.errorMessage,
+                   stackTrace: description.trace});
+  } else {
+    console.error(label, '\t' + JSON.stringify(description));
+  }
 }
 
-/** console.* as on Lambda: one stdout line per call, `time \t request id \t LEVEL \t message`. */
+// Lambda's Node.js runtimes write console.* as JSON records from Node.js 16 on
+// (AWS_LAMBDA_LOG_FORMAT=JSON); older ones have text logs only.
+var JSON_LOGS = String(process.env.AWS_LAMBDA_LOG_FORMAT || '').toUpperCase() === 'JSON' &&
+                Number(process.versions.node.split('.')[0]) >= 16;
+
+/**
+ * console.* as on Lambda: one stdout line per call, `time \t request id \t LEVEL \t message`,
+ * or a JSON record in the JSON log format; calls below AWS_LAMBDA_LOG_LEVEL write nothing.
+ */
 function patchConsole() {
   var setting = String(process.env.AWS_LAMBDA_LOG_LEVEL || '').toUpperCase();
   var lowest = Math.max(0, LOG_LEVELS.indexOf(setting));
@@ -182,8 +196,9 @@ function patchConsole() {
       return function () {};
     }
     return function () {
-      var line = [new Date().toISOString(), String(currentRequestId), level,
-                  util.format.apply(util, arguments)].join('\t');
+      var time = new Date().toISOString();
+      var line = JSON_LOGS ? jsonLogRecord(time, level, Array.prototype.slice.call(arguments))
+        : [time, String(currentRequestId), level, util.format.apply(util, arguments)].join('\t');
       // Log collectors split records at newlines: a multi-line message stays one record.
       process.stdout.write(line.replace(/\n/g, '\r') + '\n');
     };
@@ -194,6 +209,39 @@ function patchConsole() {
   console.warn = logger('WARN');
   console.error = logger('ERROR');
   console.fatal = logger('FATAL');
+}
+
+/**
+ * A console call as a JSON record: {timestamp, level, requestId (none during init), message}.
+ * One argument is the message as it is (an object stays JSON, an Error becomes its errorType,
+ * errorMessage and stackTrace); several are formatted as text, with the first Error's fields.
+ */
+function jsonLogRecord(time, level, args) {
+  var record = {timestamp: time, level: level, requestId: currentRequestId};
+  if (args.length === 1) {
+    record.message = args[0];
+    try {
+      return JSON.stringify(record, function (key, value) {
+        return value instanceof Error ? Object.assign(errorFields(value), value) : value;
+      });
+    } catch (unserialisable) { // circular, BigInt...
+      record.message = util.format(args[0]);
+      return JSON.stringify(record);
+    }
+  }
+  record.message = util.format.apply(util, args);
+  for (var i = 0; i < args.length; i++) {
+    if (args[i] instanceof Error) {
+      return JSON.stringify(Object.assign(record, errorFields(args[i])));
+    }
+  }
+  return JSON.stringify(record);
+}
+
+function errorFields(error) {
+  return {errorType: (error.constructor && error.constructor.name) || 'UnknownError',
+          errorMessage: error.message,
+          stackTrace: typeof error.stack === 'string' ? error.stack.split('\n') : []};
 }
 
 // ---- 4. Context ---------------------------------------------------------------------------------

@@ -48,6 +48,11 @@ def required_setting(name, meaning):
     return value
 
 
+# Lambda's Python runtimes write the logging module's records as JSON from Python 3.8 on
+# (AWS_LAMBDA_LOG_FORMAT=JSON); print() stays text. Older ones have text logs only.
+JSON_LOGS = os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON" and sys.version_info >= (3, 8)
+
+
 # ---- 2. Runtime API client ---------------------------------------------------
 
 API_PREFIX = "/2018-06-01/runtime"
@@ -181,7 +186,13 @@ def describe_exception():
 
 def log_error(error):
     """Log an error as the official runtime does: CR-joined, NBSP-indented lines
-    that line-based log collectors keep as one record."""
+    that line-based log collectors keep as one record; in the JSON log format, one
+    record of the error with its time (seconds) and level."""
+    if JSON_LOGS:
+        record = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()), "level": "ERROR"}
+        record.update(error)
+        sys.stdout.write(json.dumps(record, ensure_ascii=False) + u"\n")
+        return
     head = "[ERROR]"
     if error["errorType"]:
         head += " " + error["errorType"] + (":" if error["errorMessage"] else "")
@@ -219,6 +230,42 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# What a JSON record takes from a LogRecord by name; the rest of its attributes (the
+# logging call's `extra`) become fields of their own, as on Lambda.
+RECORD_ATTRIBUTES = frozenset((
+    "name", "msg", "args", "levelname", "levelno", "pathname", "filename", "module",
+    "exc_info", "exc_text", "stack_info", "lineno", "funcName", "created", "msecs",
+    "relativeCreated", "thread", "threadName", "processName", "process", "aws_request_id",
+))
+
+
+class JsonFormatter(logging.Formatter):
+    """A logging record as Lambda's JSON log format writes it: one line, the fields the
+    official runtime gives, those without a value left out."""
+
+    def format(self, record):
+        level = min(50, max(0, record.levelno)) // 10 * 10  # custom levels round down
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        etype, value, tb = record.exc_info or (None, None, None)
+        fields = {  # in the official runtime's order
+            "timestamp": "%s.%03dZ" % (stamp, record.msecs),
+            "level": logging.getLevelName(level),
+            "message": record.getMessage(),
+            "logger": record.name,
+            "stackTrace": traceback.format_tb(tb) if tb else None,
+            "errorType": etype.__name__ if etype else None,
+            "errorMessage": _text(value) if etype else None,
+            "requestId": record.aws_request_id,
+            "location": "%s:%s:%d" % (record.pathname, record.funcName, record.lineno)
+            if etype else None,
+        }
+        for key, extra in record.__dict__.items():
+            if key not in RECORD_ATTRIBUTES and key not in fields:
+                fields[key] = extra
+        kept = {key: value for key, value in fields.items() if value is not None}
+        return json.dumps(kept, ensure_ascii=False)
+
+
 def setup_output():
     # Line buffering makes the function's output reach the server before the
     # result is posted (we also flush then), so it precedes the END line.
@@ -229,10 +276,13 @@ def setup_output():
         else:
             setattr(sys, name, Py2LineBuffered(stream))
     handler = logging.StreamHandler(sys.stdout)
-    formatter = logging.Formatter(
-        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
-        "%Y-%m-%dT%H:%M:%S")
-    formatter.converter = time.gmtime
+    if JSON_LOGS:
+        formatter = JsonFormatter()
+    else:
+        formatter = logging.Formatter(
+            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
+            "%Y-%m-%dT%H:%M:%S")
+        formatter.converter = time.gmtime
     handler.setFormatter(formatter)
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger()

@@ -18,7 +18,7 @@ import java.util.List;
  * <ol>
  * <li>Settings: {@link Settings};
  * <li>Runtime API client: {@link RuntimeApiClient}, {@link Invocation};
- * <li>Errors: {@link Fault};
+ * <li>Errors: {@link Fault}, and the log formatting in {@link FunctionLog};
  * <li>Context: {@link LambdaContext};
  * <li>Handler loading: {@link HandlerLoader}, {@link Handler}, and the function's class loader
  *     (here);
@@ -91,6 +91,7 @@ public final class Bootstrap {
 
     private static void serveOne(RuntimeApiClient client, Handler handler, LambdaContext contexts) {
         Invocation invocation = client.nextInvocation();
+        FunctionLog.requestId = invocation.requestId;
         if (invocation.traceId != null) {
             System.setProperty(TRACE_PROPERTY, invocation.traceId);
         } else {

@@ -117,7 +117,6 @@ final class Fault extends RuntimeException {
 
     /** Logged to stdout as the official runtime logs it. */
     void log() {
-        System.out.print(logText);
-        System.out.flush();
+        FunctionLog.logError(logText);
     }
 }

@@ -9,7 +9,7 @@ import java.util.Map;
  * 4. Context: the context object handed to the function: a proxy implementing the function's own
  * {@code com.amazonaws.services.lambda.runtime.Context} (from its aws-lambda-java-core jar), with
  * Lambda's values. getIdentity() and getClientContext() are null when the invocation has none, as
- * in the official runtime; getLogger() writes to stdout.
+ * in the official runtime; getLogger() writes to stdout through {@link FunctionLog}.
  */
 final class LambdaContext {
     private final ClassLoader loader;
@@ -23,12 +23,8 @@ final class LambdaContext {
         this.logger = proxy(core("LambdaLogger"), new Values() {
             Object value(String name, Object[] args) {
                 if (name.equals("log") && args != null && args.length > 0) {
-                    if (args[0] instanceof byte[]) {
-                        System.out.write((byte[]) args[0], 0, ((byte[]) args[0]).length);
-                    } else {
-                        System.out.print(args[0]); // no newline added, as in the official runtime
-                    }
-                    System.out.flush();
+                    // no newline added, as in the official runtime
+                    FunctionLog.log(args[0], args.length > 1 ? args[1] : null);
                     return null;
                 }
                 return unknown("LambdaLogger", name);
