@@ -5,9 +5,11 @@ The README's settings table documents the same names; `Settings.from_env` is the
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from klr.errors import SettingsError
 
@@ -18,7 +20,12 @@ MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
 # A streamed response is relayed as it arrives, up to Lambda's streaming limit (200 MB, 2025).
 MAX_STREAMED_RESPONSE_BYTES = 200 * 1024 * 1024
 
-EVENT_TYPES = ("RAW", "API_GATEWAY", "HTTP_API", "FUNCTION_URL", "ALB")
+EVENT_TYPES = ("RAW", "API_GATEWAY", "HTTP_API", "FUNCTION_URL", "ALB", "CLOUDEVENTS")
+CLOUDEVENTS_EVENTS = ("data", "envelope")
+# A CloudEvents attribute name: lower-case letters and digits (CloudEvents 1.0).
+ATTRIBUTE_NAME = re.compile(r"[a-z0-9]+")
+# What the server itself sets on every CloudEvent it sends.
+SERVER_ATTRIBUTES = ("specversion", "id", "time", "datacontenttype", "data")
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,13 @@ class Settings:
     max_connections: int = 4096
     max_header_bytes: int = 64 * 1024
     alb_multi_value_headers: bool = False
+    # EVENT_TYPE=CLOUDEVENTS: what the function gets, what its answers are, where they go.
+    cloudevents_event: str = "data"
+    cloudevents_type: str = "dev.klr.response"
+    cloudevents_source: str = "klr/function"
+    cloudevents_extensions: tuple[tuple[str, str], ...] = ()
+    sink: str = ""
+    sink_timeout: float = 30.0
 
     @property
     def function_arn(self) -> str:
@@ -78,6 +92,16 @@ class Settings:
             max_connections=reader.integer("KLR_MAX_CONNECTIONS", 4096, 1, 1_000_000),
             max_header_bytes=reader.integer("KLR_MAX_HEADER_BYTES", 64 * 1024, 8192, 1 << 24),
             alb_multi_value_headers=reader.boolean("KLR_ALB_MULTI_VALUE_HEADERS"),
+            cloudevents_event=reader.choice("KLR_CLOUDEVENTS_EVENT", CLOUDEVENTS_EVENTS),
+            cloudevents_type=reader.attribute("KLR_CLOUDEVENTS_TYPE", "dev.klr.response"),
+            cloudevents_source=reader.attribute(
+                "KLR_CLOUDEVENTS_SOURCE",
+                "klr/"
+                + (env.get("AWS_LAMBDA_FUNCTION_NAME") or env.get("K_SERVICE") or "function"),
+            ),
+            cloudevents_extensions=reader.ce_overrides(),
+            sink=reader.sink(),
+            sink_timeout=reader.number("KLR_CLOUDEVENTS_SINK_TIMEOUT", 30.0, 0.1, 3600),
         )
         last_api_port = settings.runtime_api_port + settings.invoker_count - 1
         if settings.runtime_api_port <= settings.port <= last_api_port:
@@ -128,6 +152,69 @@ class _Reader:
             return "RAW"
         if raw not in EVENT_TYPES:
             raise SettingsError(f"{name} must be one of {', '.join(EVENT_TYPES)}, got {raw!r}")
+        return raw
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        raw = self.env.get(name, "").strip().lower()
+        if not raw:
+            return choices[0]
+        if raw not in choices:
+            raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+        return raw
+
+    def attribute(self, name: str, default: str) -> str:
+        """A CloudEvents attribute value: any text but control characters."""
+        raw = self.env.get(name, "").strip() or default
+        if re.search(r"[\x00-\x1f\x7f-\x9f]", raw):
+            raise SettingsError(f"{name} must not contain control characters, got {raw!r}")
+        return raw
+
+    def ce_overrides(self) -> tuple[tuple[str, str], ...]:
+        """K_CE_OVERRIDES, which a Knative SinkBinding sets: {"extensions": {name: value}},
+        attributes added to every CloudEvent the server sends."""
+        raw = self.env.get("K_CE_OVERRIDES", "").strip()
+        if not raw:
+            return ()
+        problem = 'must be a JSON object like {"extensions": {"name": "value"}}'
+        try:
+            extensions = json.loads(raw).get("extensions") or {}
+        except (ValueError, AttributeError, RecursionError):
+            raise SettingsError(f"K_CE_OVERRIDES {problem}, got {raw[:200]!r}") from None
+        if not isinstance(extensions, dict):
+            raise SettingsError(f"K_CE_OVERRIDES {problem}, got {raw[:200]!r}")
+        pairs = []
+        for key, value in extensions.items():
+            if not ATTRIBUTE_NAME.fullmatch(key) or key in SERVER_ATTRIBUTES:
+                raise SettingsError(
+                    f"K_CE_OVERRIDES: {key!r} cannot be set: use lower-case letters and digits, "
+                    f"and none of {', '.join(SERVER_ATTRIBUTES)}"
+                )
+            text = value if isinstance(value, str) else json.dumps(value)
+            if re.search(r"[\x00-\x1f\x7f-\x9f]", text):
+                raise SettingsError(f"K_CE_OVERRIDES: {key} must not contain control characters")
+            pairs.append((key, text))
+        return tuple(pairs)
+
+    def sink(self) -> str:
+        """K_SINK, which a Knative SinkBinding or ContainerSource sets: an http(s) URL."""
+        raw = self.env.get("K_SINK", "").strip()
+        if not raw:
+            return ""
+        parts = urlsplit(raw)
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or "@" in parts.netloc
+            or not port_ok
+            or not re.fullmatch(r"[\x21-\x7e]+", raw)  # nothing that could end the request line
+        ):
+            raise SettingsError(
+                f"K_SINK must be an http:// or https:// URL with a host (no user info), got {raw!r}"
+            )
         return raw
 
     def timeout(self) -> float:

@@ -29,7 +29,7 @@ from klr.http import (
 )
 from klr.invokers import Invocation, InvokerPool, Outcome
 from klr.log import log
-from klr.modes import Mode, json_event, json_response
+from klr.modes import Answered, Mode, json_event, json_response
 
 # Requests under this prefix never reach the function.
 RESERVED_PREFIX = "/_klr/"
@@ -68,6 +68,8 @@ class FrontDoor:
             return self._answer(invocation, self._mode_answer, self.mode.streams)
         except ApiError as error:
             return api_error_response(error)
+        except Answered as answered:
+            return answered.response
 
     def _mode_answer(self, outcome: Outcome, invocation: Invocation) -> Answer:
         answer = self.mode.to_response(outcome)

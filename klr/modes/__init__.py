@@ -3,8 +3,10 @@
 Each mode is a module with one class, built from the Settings, offering `to_event(request)` and
 `to_response(outcome)`, and saying whether it `streams` (relays a streamed result as it arrives;
 otherwise the front door reads it whole first). A streaming mode may answer with an awaitable
-Response, when a streamed result's first bytes say what the status and headers are. EVENT_TYPE picks one. Adding a mode is adding a
-module and a line in `mode_for`. A request that cannot become an event raises ApiError.
+Response, when a streamed result's first bytes say what the status and headers are; a mode
+that sends the result on elsewhere first (CLOUDEVENTS with K_SINK) may too. EVENT_TYPE picks
+one. Adding a mode is adding a module and a line in `mode_for`. A request that cannot become
+an event raises ApiError; one the mode answers itself, with no invocation, raises Answered.
 """
 
 from __future__ import annotations
@@ -28,6 +30,14 @@ class Mode(Protocol):
     def to_event(self, request: Request) -> bytes: ...
 
     def to_response(self, outcome: Outcome) -> Response | Awaitable[Response]: ...
+
+
+class Answered(Exception):
+    """Raised by `to_event` for a request the mode answers itself (an OPTIONS probe)."""
+
+    def __init__(self, response: Response):
+        super().__init__(response.status)
+        self.response = response
 
 
 def json_event(body: bytes) -> bytes:
@@ -159,6 +169,7 @@ def json_response(status: int, value: object) -> Response:
 def mode_for(settings: Settings) -> Mode:
     from klr.modes.alb import AlbMode
     from klr.modes.api_gateway import ApiGatewayMode
+    from klr.modes.cloudevents import CloudEventsMode
     from klr.modes.function_url import FunctionUrlMode
     from klr.modes.http_api import HttpApiMode
     from klr.modes.raw import RawMode
@@ -169,5 +180,6 @@ def mode_for(settings: Settings) -> Mode:
         "HTTP_API": HttpApiMode,
         "FUNCTION_URL": FunctionUrlMode,
         "ALB": AlbMode,
+        "CLOUDEVENTS": CloudEventsMode,
     }
     return modes[settings.event_type](settings)
