@@ -216,7 +216,8 @@ def _check_attributes(event: Event, prefix: str) -> None:
     missing = [name for name in REQUIRED if not event.get(name)]
     if missing:
         names = ", ".join(prefix + name for name in missing)
-        raise _bad(f"The CloudEvent has no {names} (a required attribute). {USAGE}")
+        plural = "s" if len(missing) > 1 else ""
+        raise _bad(f"The CloudEvent is missing the required attribute{plural} {names}. {USAGE}")
     for name in REQUIRED:
         if not isinstance(event[name], str):
             raise _bad(f"{prefix}{name} must be a string")
