@@ -69,6 +69,7 @@ class Settings:
         """Read and check every setting; raise SettingsError naming the variable at fault."""
         env = os.environ if env is None else env
         reader = _Reader(env)
+        function_name = env.get("AWS_LAMBDA_FUNCTION_NAME") or env.get("K_SERVICE") or "function"
         settings = cls(
             port=reader.integer("PORT", 8080, 1, 65535),
             invoker_count=reader.integer("INVOKER_COUNT", 4, 1, 256),
@@ -77,7 +78,7 @@ class Settings:
             queue_size=reader.integer("KLR_QUEUE_SIZE", 100, 0, 100_000),
             runtime_api_port=reader.integer("KLR_RUNTIME_API_PORT", 9001, 1024, 65535),
             shutdown_timeout=reader.number("KLR_SHUTDOWN_TIMEOUT", 25.0, 0, 3600),
-            function_name=env.get("AWS_LAMBDA_FUNCTION_NAME") or env.get("K_SERVICE") or "function",
+            function_name=function_name,
             function_version=env.get("AWS_LAMBDA_FUNCTION_VERSION") or "$LATEST",
             memory_size=reader.integer("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 3008, 128, 10240),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",

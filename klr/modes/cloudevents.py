@@ -48,7 +48,8 @@ USAGE = (
     f"Content-Type: {STRUCTURED}"
 )
 
-Event = dict  # a CloudEvent in its structured JSON form: attributes and data or data_base64
+# A CloudEvent in its structured JSON form: attributes, and data or data_base64.
+Event = dict
 
 
 class CloudEventsMode:
@@ -67,19 +68,13 @@ class CloudEventsMode:
         if request.method == "OPTIONS":
             raise Answered(_options(request))
         if request.method != "POST":
-            raise Answered(
-                Response(
-                    405,
-                    json.dumps(
-                        {
-                            "errorType": "MethodNotAllowed",
-                            "errorMessage": f"{request.method} is not allowed: CloudEvents "
-                            "are delivered with POST",
-                        }
-                    ).encode(),
-                    [("Allow", ALLOW), ("Content-Type", "application/json")],
-                )
+            refused = error_response(
+                405,
+                "MethodNotAllowed",
+                f"{request.method} is not allowed: CloudEvents are delivered with POST",
             )
+            refused.headers.append(("Allow", ALLOW))
+            raise Answered(refused)
         media = _media_type(request.header("content-type"))
         if media.startswith("application/cloudevents-batch"):
             raise _bad("Batched mode is not supported: send each event on its own. " + USAGE)
