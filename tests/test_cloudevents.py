@@ -542,3 +542,47 @@ def test_k_sink_over_https_is_verified_against_the_trusted_cas(start_server, sin
     untrusted = ce_server(start_server, K_SINK=target.url, KLR_CLOUDEVENTS_SINK_TIMEOUT="5")
     refused = post(untrusted, event)
     assert refused.status_code == 502 and "CERTIFICATE_VERIFY_FAILED" in refused.text
+
+
+@pytest.mark.parametrize(
+    ("answer", "outcome"),
+    [
+        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", 204),
+        (b"HTTP/1.0 409 Conflict\r\nContent-Length: 0\r\n\r\n", 409),
+        (b"SSH-2.0-OpenSSH_9.6\r\n", ValueError),
+        (b"HTTP/1.1 2000 Nope\r\n\r\n", ValueError),
+        (b"", ConnectionError),
+        (b"HTTP/1.1 200 " + b"x" * 70_000 + b"\r\n", ValueError),
+    ],
+)
+def test_the_sink_client_reads_only_a_real_http_status(answer, outcome):
+    """klr/sink.py: interim 1xx answers skipped, the final status returned; whatever is not
+    an HTTP/1.x status line is an error, never a success."""
+    from klr import sink
+
+    seen: list[bytes] = []
+
+    async def serve(reader, writer):
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    async def run():
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await asyncio.wait_for(
+                sink.post(f"http://127.0.0.1:{port}/in?a=1", [("ce-id", "1")], b"{}"), 10
+            )
+        finally:
+            server.close()
+
+    if isinstance(outcome, int):
+        assert asyncio.run(run()) == outcome
+    else:
+        with pytest.raises(outcome):
+            asyncio.run(run())
+    head = seen[0].decode()
+    assert head.startswith("POST /in?a=1 HTTP/1.1\r\n") and "ce-id: 1\r\n" in head
+    assert "Host: 127.0.0.1:" in head and "Content-Length: 2\r\n" in head
