@@ -95,11 +95,7 @@ class Settings:
             alb_multi_value_headers=reader.boolean("KLR_ALB_MULTI_VALUE_HEADERS"),
             cloudevents_event=reader.choice("KLR_CLOUDEVENTS_EVENT", CLOUDEVENTS_EVENTS),
             cloudevents_type=reader.attribute("KLR_CLOUDEVENTS_TYPE", "dev.klr.response"),
-            cloudevents_source=reader.attribute(
-                "KLR_CLOUDEVENTS_SOURCE",
-                "klr/"
-                + (env.get("AWS_LAMBDA_FUNCTION_NAME") or env.get("K_SERVICE") or "function"),
-            ),
+            cloudevents_source=reader.attribute("KLR_CLOUDEVENTS_SOURCE", "klr/" + function_name),
             cloudevents_extensions=reader.ce_overrides(),
             sink=reader.sink(),
             sink_timeout=reader.number("KLR_CLOUDEVENTS_SINK_TIMEOUT", 30.0, 0.1, 3600),
