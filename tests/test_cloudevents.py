@@ -122,6 +122,20 @@ def test_data_that_is_not_json_is_text_or_base64(content_type, body, data, envel
     )
 
 
+def test_the_http_modes_requests_are_events_on_any_path():
+    """The requests every mode is tested with: a path with escapes and repeated query keys
+    (a sink takes events on any path), a large header, a binary body."""
+    large = "%E2%82%AC" * 800  # 7,200 bytes of header value, 800 characters of attribute
+    event = event_of(
+        f"POST /orders/a%20b?size=2&size=3 HTTP/1.1\nHost: h\nCookie: a=1\n{BINARY}"
+        f"ce-subject: {large}\nContent-Type: application/octet-stream\n",
+        bytes(range(256)),
+        cloudevents_event="envelope",
+    )
+    assert event["subject"] == "\u20ac" * 800
+    assert base64.b64decode(event["data_base64"]) == bytes(range(256))
+
+
 @pytest.mark.parametrize("missing", ["id", "source", "specversion", "type"])
 def test_binary_event_without_a_required_attribute_is_400_naming_it(missing):
     """Checklist 85: a binary-mode CloudEvent missing ce-id, ce-source, ce-specversion or
