@@ -203,7 +203,6 @@ class Invoker:
         self.process: asyncio.subprocess.Process | None = None
         self.initialized = False  # this process has asked for work at least once
         self.init_error: Outcome | None = None  # this init failed, and its request was told
-        self._init_status = ""  # INIT_REPORT's Status of a failed init: error or timeout
         self._init_timer: asyncio.TimerHandle | None = None
         self.reserved: Invocation | None = None  # taken from the queue to retry a failed init
         self.current: Invocation | None = None
@@ -297,19 +296,18 @@ class Invoker:
                     502, "Runtime.ExitError", f"Runtime exited before init completed: {reason}"
                 )
             )
-        status = self._init_status
-        if status == "error":
-            status += f"\tError Type: {self.init_error.error_type}"
-        log(
-            f"INIT_REPORT Init Duration: {self._ms_since(self._spawned_at):.2f} ms\t"
-            f"Phase: init\tStatus: {status}"
-        )
         return True
 
     def _init_failed(self, outcome: Outcome, status: str = "error") -> None:
         """This init has failed: the request waiting for it is told now. That is the request
         it was retried for or else, while no runtime is ready to serve, the first in the queue."""
-        self.init_error, self._init_status = outcome, status
+        self.init_error = outcome
+        if status == "error":
+            status += f"\tError Type: {outcome.error_type}"
+        log(
+            f"INIT_REPORT Init Duration: {self._ms_since(self._spawned_at):.2f} ms\t"
+            f"Phase: init\tStatus: {status}"
+        )
         waiting, self.reserved = self.reserved, None
         if waiting is None and not self.serving():
             waiting = self.queue.next_waiting()
@@ -321,7 +319,6 @@ class Invoker:
         request retries init, as Lambda retries an init that ran out of time."""
         self._init_timer = None
         seconds = self.settings.init_timeout
-        log(f"klr: the bootstrap did not ask for work within {seconds:g} s: stopping it")
         self._init_failed(
             Outcome.error(
                 504,
