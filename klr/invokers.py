@@ -191,7 +191,7 @@ class Invoker:
         settings: Settings,
         queue: WorkQueue,
         bootstrap: str,
-        serving: Callable[[], bool] = lambda: False,
+        serving: Callable[[], bool],
     ):
         self.index = index
         self.settings = settings
