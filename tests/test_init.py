@@ -90,13 +90,13 @@ def test_an_init_that_never_asks_for_work_fails_the_waiting_request_and_is_retri
     """checklist 27, 7: no /next within KLR_INIT_TIMEOUT fails the request that waits for the
     init with Sandbox.Timedout, logs INIT_REPORT with Status: timeout and kills the process;
     the next request retries init, and this time the runtime serves it."""
-    server = planned("hang,serve", KLR_INIT_TIMEOUT="3")
+    server = planned("hang,serve", KLR_INIT_TIMEOUT="5")
     started = time.monotonic()
     result = server.invoke({"n": 1}, timeout=30)
-    assert time.monotonic() - started < 3 + 10
+    assert time.monotonic() - started < 5 + 10
     assert result.status_code == 504
     assert result.json()["errorType"] == "Sandbox.Timedout"
-    assert "Init timed out after 3.00 seconds" in result.json()["errorMessage"]
+    assert "Init timed out after 5.00 seconds" in result.json()["errorMessage"]
     assert "KLR_INIT_TIMEOUT" in result.json()["errorMessage"]
     assert server.logs().count(TIMED_OUT) == 1  # the request failed with the first init
     assert server.invoke({"n": 2}, timeout=30).json() == {"n": 2}  # a second init
@@ -106,11 +106,11 @@ def test_an_init_that_never_asks_for_work_fails_the_waiting_request_and_is_retri
 def test_a_retried_init_that_runs_out_of_time_fails_its_request(planned):
     """checklist 27: after a failed init, a request retries init; a retry that never asks for
     work fails that request after KLR_INIT_TIMEOUT (via the Invoke API: 200 and Unhandled)."""
-    server = planned("exit,hang,serve", KLR_INIT_TIMEOUT="1")
+    server = planned("exit,hang,serve", KLR_INIT_TIMEOUT="5")
     server.wait_for_log(FAILED)  # the first start failed while no request waited
     started = time.monotonic()
     result = server.invoke({}, path="/2015-03-31/functions/function/invocations", timeout=30)
-    assert 1 <= time.monotonic() - started < 1 + 10
+    assert 5 <= time.monotonic() - started < 5 + 10
     assert result.status_code == 200 and result.headers["X-Amz-Function-Error"] == "Unhandled"
     assert result.json()["errorType"] == "Sandbox.Timedout"
     assert TIMED_OUT in server.logs()
