@@ -34,6 +34,7 @@ class Settings:
     invoker_count: int = 4
     event_type: str = "RAW"
     timeout: float = 300.0
+    init_timeout: float = 10.0  # Lambda's limit on the init phase
     queue_size: int = 100
     runtime_api_port: int = 9001
     shutdown_timeout: float = 25.0
@@ -75,6 +76,7 @@ class Settings:
             invoker_count=reader.integer("INVOKER_COUNT", 4, 1, 256),
             event_type=reader.event_type(),
             timeout=reader.timeout(),
+            init_timeout=reader.number("KLR_INIT_TIMEOUT", 10.0, 0.1, 3600),
             queue_size=reader.integer("KLR_QUEUE_SIZE", 100, 0, 100_000),
             runtime_api_port=reader.integer("KLR_RUNTIME_API_PORT", 9001, 1024, 65535),
             shutdown_timeout=reader.number("KLR_SHUTDOWN_TIMEOUT", 25.0, 0, 3600),

@@ -13,9 +13,10 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Union
 
+from klr import eventstream
 from klr.config import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, Settings
 from klr.errors import ApiError, QueueFull
 from klr.http import (
@@ -35,6 +36,10 @@ from klr.modes import Answered, Mode, json_event, json_response
 RESERVED_PREFIX = "/_klr/"
 INVOKE_ROUTE = re.compile(r"/2015-03-31/functions/([^/]+)/invocations")
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+STREAM_ROUTE = re.compile(r"/2021-11-15/functions/([^/]+)/response-streaming-invocations")
+STREAM_INVOCATION_TYPES = ("RequestResponse", "DryRun")  # Lambda's: a stream needs its caller
+# How long a broken stream's answer waits to learn why (the runtime's exit, a timeout).
+CUT_SHORT_WAIT_SECONDS = 5.0
 MAX_CLIENT_CONTEXT = 3583  # bytes of base64, as Lambda's Invoke API allows
 # Values passed on as Runtime API headers: printable ASCII, as Lambda's own are.
 PRINTABLE = re.compile(r"[\x20-\x7e]*")
@@ -64,6 +69,9 @@ class FrontDoor:
             route = INVOKE_ROUTE.fullmatch(path)
             if route:
                 return self._invoke_api(request, route.group(1))
+            route = STREAM_ROUTE.fullmatch(path)
+            if route:
+                return self._invoke_with_response_stream(request, route.group(1))
             invocation = self._invocation(request, self.mode.to_event(request))
             return self._answer(invocation, self._mode_answer, self.mode.streams)
         except ApiError as error:
@@ -108,24 +116,7 @@ class FrontDoor:
 
     def _invoke_api(self, request: Request, name: str) -> Response | Deferred:
         """Lambda's Invoke API, as the AWS SDKs, the CLI and the emulator call it."""
-        if request.method != "POST":
-            raise ApiError(405, "MethodNotAllowed", "The Invoke API takes POST")
-        if name not in (self.settings.function_name, "function", self.settings.function_arn):
-            raise ApiError(
-                404,
-                "ResourceNotFoundException",
-                f"Function not found: {name}. This server runs "
-                f"{self.settings.function_name!r}; 'function' works too",
-            )
-        invocation_type = request.header("x-amz-invocation-type", "RequestResponse")
-        if invocation_type not in INVOCATION_TYPES:
-            raise ApiError(
-                400,
-                "InvalidParameterValueException",
-                f"X-Amz-Invocation-Type must be one of {', '.join(INVOCATION_TYPES)}",
-            )
-        invocation = self._invocation(request, json_event(request.body))
-        invocation.client_context = _client_context(request.header("x-amz-client-context"))
+        invocation, invocation_type = self._api_invocation(request, name, INVOCATION_TYPES)
         headers = [
             ("X-Amzn-RequestId", invocation.id),
             ("X-Amz-Executed-Version", self.settings.function_version),
@@ -144,6 +135,47 @@ class FrontDoor:
             return Response(200, outcome.body, headers)
 
         return self._answer(invocation, invoke_answer, streams=False)
+
+    def _invoke_with_response_stream(self, request: Request, name: str) -> Response | Deferred:
+        """Lambda's InvokeWithResponseStream: the result in event-stream messages, PayloadChunk
+        events as the function's bytes arrive, then InvokeComplete, which reports any error."""
+        invocation, invocation_type = self._api_invocation(request, name, STREAM_INVOCATION_TYPES)
+        headers = [
+            ("X-Amzn-RequestId", invocation.id),
+            ("X-Amz-Executed-Version", self.settings.function_version),
+        ]
+        if invocation_type == "DryRun":
+            return Response(204, b"", headers)
+        headers.append(("Content-Type", eventstream.CONTENT_TYPE))
+
+        def stream_answer(outcome: Outcome, invocation: Invocation) -> Response:
+            return Response(200, headers=headers, stream=_events(outcome, invocation))
+
+        return self._answer(invocation, stream_answer, streams=True)
+
+    def _api_invocation(
+        self, request: Request, name: str, invocation_types: tuple[str, ...]
+    ) -> tuple[Invocation, str]:
+        """What both Invoke routes check, and the invocation they ask for with its type."""
+        if request.method != "POST":
+            raise ApiError(405, "MethodNotAllowed", "The Invoke API takes POST")
+        if name not in (self.settings.function_name, "function", self.settings.function_arn):
+            raise ApiError(
+                404,
+                "ResourceNotFoundException",
+                f"Function not found: {name}. This server runs "
+                f"{self.settings.function_name!r}; 'function' works too",
+            )
+        invocation_type = request.header("x-amz-invocation-type", "RequestResponse")
+        if invocation_type not in invocation_types:
+            raise ApiError(
+                400,
+                "InvalidParameterValueException",
+                f"X-Amz-Invocation-Type must be one of {', '.join(invocation_types)}",
+            )
+        invocation = self._invocation(request, json_event(request.body))
+        invocation.client_context = _client_context(request.header("x-amz-client-context"))
+        return invocation, invocation_type
 
     def _invocation(self, request: Request, event: bytes) -> Invocation:
         return Invocation(
@@ -237,6 +269,52 @@ async def _whole(outcome: Outcome) -> Outcome:
     except ConnectionError as error:
         return Outcome.error(502, "Runtime.MalformedResponse", str(error))
     return Outcome(body, outcome.status, outcome.error_type, outcome.content_type)
+
+
+async def _events(outcome: Outcome, invocation: Invocation) -> AsyncIterator[bytes]:
+    """InvokeWithResponseStream's messages for an outcome: a whole result is one PayloadChunk,
+    a streamed one a PayloadChunk per piece as it arrives; InvokeComplete ends the stream, with
+    the error that failed the invocation or cut its stream short, if any."""
+    if outcome.stream is None:
+        if not outcome.failed:
+            yield _payload_chunk(outcome.body)
+        yield _invoke_complete(outcome if outcome.failed else None)
+        return
+    try:
+        async for chunk in outcome.stream:
+            if chunk:
+                yield _payload_chunk(chunk)
+    except ConnectionError as error:
+        cut_short = await invocation.why_cut_short(CUT_SHORT_WAIT_SECONDS)
+        yield _invoke_complete(
+            cut_short or Outcome.error(502, "Runtime.MalformedResponse", str(error))
+        )
+        return
+    yield _invoke_complete(outcome.stream.error())
+
+
+def _payload_chunk(payload: bytes) -> bytes:
+    return eventstream.event("PayloadChunk", "application/octet-stream", payload)
+
+
+def _invoke_complete(error: Outcome | None) -> bytes:
+    """InvokeComplete: ErrorCode is the error's type, ErrorDetails its message."""
+    fields = {}
+    if error is not None:
+        error_type, message = error.error_type, error.body.decode(errors="replace")
+        try:
+            document = json.loads(error.body)
+        except (ValueError, RecursionError):
+            document = None
+        if isinstance(document, dict):
+            error_type = _text(document.get("errorType")) or error_type
+            message = _text(document.get("errorMessage")) or message
+        fields = {"ErrorCode": error_type, "ErrorDetails": message}
+    return eventstream.event("InvokeComplete", "application/json", json.dumps(fields).encode())
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _checked(name: str, value: str, limit: int) -> str:

@@ -48,7 +48,10 @@ class Outcome:
 
 class Invocation:
     """One request for the function: its event, the values for /next's headers, and what
-    became of it. Listeners hear of the outcome at once, in the call that settles it."""
+    became of it. Listeners hear of the outcome at once, in the call that settles it.
+
+    A streamed result settles the invocation as it begins; an error after that (a timeout, the
+    runtime's exit, a broken stream) is kept as `cut_short`, for the caller to tell its client."""
 
     __slots__ = (
         "event",
@@ -58,8 +61,10 @@ class Invocation:
         "tenant_id",
         "id",
         "outcome",
+        "cut_short",
         "gone",
         "_listeners",
+        "_cut_waiter",
     )
 
     def __init__(self, event: bytes, trace_id: str = "", tenant_id: str = ""):
@@ -67,16 +72,29 @@ class Invocation:
         self.client_context = self.cognito_identity = ""
         self.id = str(uuid.uuid4())
         self.outcome: Outcome | None = None
+        self.cut_short: Outcome | None = None
         self.gone = False  # its caller went away
         self._listeners: list[Callable[[Outcome], None]] = []
+        self._cut_waiter: asyncio.Future | None = None
 
     def listen(self, listener: Callable[[Outcome], None]) -> None:
         self._listeners.append(listener)
 
+    @property
+    def open(self) -> bool:
+        """Its caller has yet to hear how it ends: no outcome yet, or a stream not cut short."""
+        return self.outcome is None or (self.outcome.stream is not None and self.cut_short is None)
+
     def finish(self, outcome: Outcome) -> bool:
-        """Settle the invocation once; later outcomes (a late reply, a second error) are ignored."""
+        """Settle the invocation once; later outcomes (a late reply, a second error) are ignored,
+        but for the first error while a streamed result is open: that one cut it short."""
         if self.outcome is not None:
-            return False
+            if not (self.open and outcome.failed):
+                return False
+            self.cut_short = outcome
+            if self._cut_waiter is not None and not self._cut_waiter.done():
+                self._cut_waiter.set_result(outcome)
+            return True
         self.outcome = outcome
         # Listeners often refer to the invocation: let go of them, so that no cycle keeps the
         # event and the result alive until the next full garbage collection.
@@ -89,9 +107,19 @@ class Invocation:
         """Its caller went away: queued, it will not run; running, nobody waits for it."""
         self.gone = True
 
+    async def why_cut_short(self, seconds: float) -> Outcome | None:
+        """The error that cut a broken stream short, once the server knows it (a dying runtime's
+        exit is seen a moment after its connection drops), or None after `seconds`."""
+        if self.cut_short is None:
+            self._cut_waiter = self._cut_waiter or asyncio.get_running_loop().create_future()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._cut_waiter), seconds)
+        return self.cut_short
+
 
 PEAK_READ_EVERY = 0.2  # seconds
-INIT_LIMIT_SECONDS = 10  # Lambda's limit on a runtime's init
+# A runtime that posted /init/error should exit; after this many seconds it is stopped.
+INIT_ERROR_EXIT_SECONDS = 1.0
 
 CALLER_GONE = Outcome.error(499, "Client.Gone", "The caller went away before the invocation ran")
 
@@ -119,17 +147,21 @@ class WorkQueue:
             self._pending.append(invocation)
 
     def offer(self, taker: Callable[[Invocation], bool]) -> None:
-        """Give `taker` the next invocation, now or when one comes. Invocations whose caller
-        has gone are dropped."""
+        """Give `taker` the next invocation, now or when one comes."""
+        invocation = self.next_waiting()
+        if invocation is None:
+            self._takers.append(taker)
+        elif not taker(invocation):
+            self._pending.appendleft(invocation)
+
+    def next_waiting(self) -> Invocation | None:
+        """The first invocation in the queue, taken out; those whose caller has gone are dropped."""
         while self._pending:
             invocation = self._pending.popleft()
-            if invocation.gone:
-                invocation.finish(CALLER_GONE)
-                continue
-            if not taker(invocation):
-                self._pending.appendleft(invocation)
-            return
-        self._takers.append(taker)
+            if not invocation.gone:
+                return invocation
+            invocation.finish(CALLER_GONE)
+        return None
 
     def withdraw(self, taker: Callable[[Invocation], bool]) -> None:
         with contextlib.suppress(ValueError):
@@ -153,16 +185,25 @@ class WorkQueue:
 class Invoker:
     """One bootstrap process and the Runtime API state the server keeps for it."""
 
-    def __init__(self, index: int, settings: Settings, queue: WorkQueue, bootstrap: str):
+    def __init__(
+        self,
+        index: int,
+        settings: Settings,
+        queue: WorkQueue,
+        bootstrap: str,
+        serving: Callable[[], bool],
+    ):
         self.index = index
         self.settings = settings
         self.queue = queue
         self.bootstrap = bootstrap
+        self.serving = serving  # whether some runtime of the pool is ready for work
         self.port = settings.runtime_api_port + index
         self.env = bootstrap_env(settings, self.port)
         self.process: asyncio.subprocess.Process | None = None
         self.initialized = False  # this process has asked for work at least once
-        self.init_error: Outcome | None = None
+        self.init_error: Outcome | None = None  # this init failed, and its request was told
+        self._init_timer: asyncio.TimerHandle | None = None
         self.reserved: Invocation | None = None  # taken from the queue to retry a failed init
         self.current: Invocation | None = None
         self.last_finished_id = ""
@@ -196,6 +237,7 @@ class Invoker:
 
     async def _spawn(self) -> None:
         self.initialized, self.init_error, self._init_ms = False, None, None
+        self._init_timer = self.loop.call_later(self.settings.init_timeout, self._init_timed_out)
         self._spawned_at = time.monotonic()
         try:
             self.process = await asyncio.create_subprocess_exec(
@@ -210,8 +252,10 @@ class Invoker:
             )
         except OSError as error:
             self.process = None
-            self.init_error = Outcome.error(
-                502, "Runtime.InvalidEntrypoint", f"Could not start {self.bootstrap}: {error}"
+            self._init_failed(
+                Outcome.error(
+                    502, "Runtime.InvalidEntrypoint", f"Could not start {self.bootstrap}: {error}"
+                )
             )
             return
         with contextlib.suppress(OSError):  # kept open: each REPORT reads it with one call
@@ -221,6 +265,7 @@ class Invoker:
         """Settle what the process left behind; True when it died before asking for work."""
         self.up.set()
         self._withdraw()
+        self._cancel_init_timer()
         if self._status_fd >= 0:
             os.close(self._status_fd)
             self._status_fd = -1
@@ -238,24 +283,58 @@ class Invoker:
                 "Runtime.ExitError",
                 f"RequestId: {invocation.id} Error: Runtime exited with error: {reason}",
             )
-            if invocation.outcome is None:
+            if invocation.open:
                 log(f"RequestId: {invocation.id} Error: Runtime exited with error: {reason}")
             self._log_end(invocation)
             invocation.finish(exit_error)
             return False
         if self.initialized or self.stopping:
             return False
-        outcome = self.init_error or Outcome.error(
-            502, "Runtime.ExitError", f"Runtime exited before init completed: {reason}"
-        )
+        if self.init_error is None:
+            self._init_failed(
+                Outcome.error(
+                    502, "Runtime.ExitError", f"Runtime exited before init completed: {reason}"
+                )
+            )
+        return True
+
+    def _init_failed(self, outcome: Outcome, status: str = "error") -> None:
+        """This init has failed: the request waiting for it is told now. That is the request
+        it was retried for or else, while no runtime is ready to serve, the first in the queue."""
+        self.init_error = outcome
+        if status == "error":
+            status += f"\tError Type: {outcome.error_type}"
         log(
             f"INIT_REPORT Init Duration: {self._ms_since(self._spawned_at):.2f} ms\t"
-            f"Phase: init\tStatus: error\tError Type: {outcome.error_type}"
+            f"Phase: init\tStatus: {status}"
         )
-        if self.reserved:
-            self.reserved.finish(outcome)
-            self.reserved = None
-        return True
+        waiting, self.reserved = self.reserved, None
+        if waiting is None and not self.serving():
+            waiting = self.queue.next_waiting()
+        if waiting is not None:
+            waiting.finish(outcome)
+
+    def _init_timed_out(self) -> None:
+        """No /next within KLR_INIT_TIMEOUT: the init fails and its process is killed; the next
+        request retries init, as Lambda retries an init that ran out of time."""
+        self._init_timer = None
+        seconds = self.settings.init_timeout
+        self._init_failed(
+            Outcome.error(
+                504,
+                "Sandbox.Timedout",
+                f"Init timed out after {seconds:.2f} seconds: the runtime did not ask for work "
+                "(GET /2018-06-01/runtime/invocation/next) in time; raise KLR_INIT_TIMEOUT if "
+                "the function takes longer to start",
+            ),
+            status="timeout",
+        )
+        self.kill(signal.SIGKILL)  # its exit ends the attempt
+
+    def _cancel_init_timer(self) -> None:
+        if self._init_timer:
+            self._init_timer.cancel()
+            self._init_timer = None
 
     # Runtime API calls, one method per route; the HTTP side lives in runtime_api.py.
 
@@ -272,7 +351,12 @@ class Invoker:
                 "InvalidStateTransition",
                 "Another /next of this runtime is already waiting for the next invocation",
             )
+        if self.init_error is not None:
+            raise ApiError(
+                403, "InvalidStateTransition", "Init failed (/init/error): the runtime must exit"
+            )
         if not self.initialized:
+            self._cancel_init_timer()
             self.initialized = True
             self._init_ms = self._ms_since(self._spawned_at)
             self.up.set()
@@ -334,9 +418,15 @@ class Invoker:
             self._log_end(invocation)
 
     def fail_init(self, outcome: Outcome) -> None:
+        """/init/error: the waiting request gets the error at once. A runtime should exit after
+        it; one that does not is stopped, so that the next request retries init."""
         if self.initialized:
             raise ApiError(403, "InvalidStateTransition", "Init has already completed")
-        self.init_error = outcome
+        if self.init_error is not None:
+            raise ApiError(403, "InvalidStateTransition", "Init has already failed")
+        self._init_failed(outcome)
+        self._cancel_init_timer()
+        self._init_timer = self.loop.call_later(INIT_ERROR_EXIT_SECONDS, self.kill, signal.SIGKILL)
 
     def _current_for(self, request_id: str) -> Invocation:
         if self.current is not None and self.current.id == request_id:
@@ -432,7 +522,8 @@ class InvokerPool:
     def __init__(self, settings: Settings, bootstrap: str):
         self.queue = WorkQueue(settings.queue_size)
         self.invokers = [
-            Invoker(i, settings, self.queue, bootstrap) for i in range(settings.invoker_count)
+            Invoker(i, settings, self.queue, bootstrap, lambda: self.ready)
+            for i in range(settings.invoker_count)
         ]
         self.in_flight = 0
         self._drained = asyncio.Event()
@@ -459,9 +550,9 @@ class InvokerPool:
             self._starter = asyncio.ensure_future(self._start_after(first, others))
 
     async def _start_after(self, first: Invoker, others: list[Invoker]) -> None:
-        # Up means it asked for work, or its start failed; Lambda's init limit bounds the wait.
+        # Up means it asked for work, or its start failed; the init timeout bounds the wait.
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(first.up.wait(), INIT_LIMIT_SECONDS)
+            await asyncio.wait_for(first.up.wait(), first.settings.init_timeout)
         for invoker in others:
             self._runs[invoker] = asyncio.ensure_future(invoker.run())
 

@@ -62,7 +62,7 @@ class RuntimeApi:
                 )
                 return deferred
             if route == "init/error" and request.method == "POST":
-                self.invoker.fail_init(self._error_outcome(request, status=502))
+                self.invoker.fail_init(error_outcome(request, status=502))
                 return _accepted()
             match = INVOCATION_ROUTE.fullmatch(route)
             if match and request.method == "POST":
@@ -147,8 +147,8 @@ class RuntimeApi:
                 "RequestEntityTooLarge",
                 f"Payload exceeds the maximum of {MAX_RESPONSE_BYTES} bytes",
             )
-        if kind == "error" or request.trailers.get(ERROR_TRAILERS[0]):
-            outcome = self._error_outcome(request)
+        if kind == "error" or _reports_error(request.trailers):
+            outcome = error_outcome(request)
         else:
             outcome = Outcome(request.body, 200, None, request.header("content-type"))
         self.invoker.finish(request_id, outcome)
@@ -156,7 +156,8 @@ class RuntimeApi:
 
     async def _streamed_result(self, request: Request, request_id: str) -> Response:
         """Hand the body to the invocation's caller as it arrives; answer once all of it has
-        been relayed. Error trailers reach the caller after the body, as its trailers."""
+        been relayed. Error trailers reach the caller after the body, as its trailers. A stream
+        that breaks off fails its invocation, after a moment for the runtime's exit to be seen."""
         relay = _Relay(request)
         content_type = request.header("content-type")
         outcome = Outcome(b"", 200, None, content_type, stream=relay)
@@ -169,27 +170,36 @@ class RuntimeApi:
                 await discard(relay)
             await relay.relayed
         except ConnectionError as error:
-            log(f"RequestId: {request_id} Error: the streamed response broke off: {error}")
+            # As for a result that never arrived whole: a dying runtime's exit is the truer error.
+            asyncio.get_running_loop().call_later(
+                EXIT_GRACE_SECONDS,
+                self._fail_unread,
+                request_id,
+                f"The streamed response broke off: {error}",
+            )
             return error_response(400, "InvalidResponse", f"The streamed response broke: {error}")
-        finally:
-            self.invoker.end_stream(request_id)
+        self.invoker.end_stream(request_id)
         if relay.too_large:
             log(f"RequestId: {request_id} Error: {STREAM_TOO_LARGE}")
             return error_response(413, "RequestEntityTooLarge", STREAM_TOO_LARGE)
         return _accepted()
 
-    @staticmethod
-    def _error_outcome(request: Request, status: int = 500) -> Outcome:
-        """An error the runtime reported, body passed through: each client's shape survives."""
-        error_type = request.trailers.get(ERROR_TRAILERS[0]) or request.header(
-            "lambda-runtime-function-error-type"
-        )
-        body = request.body
-        trailer_body = request.trailers.get(ERROR_TRAILERS[1])
-        if trailer_body:
-            with contextlib.suppress(binascii.Error):
-                body = base64.b64decode(trailer_body)
-        return Outcome(body, status, normalized_error_type(error_type))
+
+def _reports_error(trailers: dict[str, str]) -> bool:
+    return any(trailers.get(name) for name in ERROR_TRAILERS)
+
+
+def error_outcome(request: Request, status: int = 500) -> Outcome:
+    """An error the runtime reported, body passed through: each client's shape survives."""
+    error_type = request.trailers.get(ERROR_TRAILERS[0]) or request.header(
+        "lambda-runtime-function-error-type"
+    )
+    body = request.body
+    trailer_body = request.trailers.get(ERROR_TRAILERS[1])
+    if trailer_body:
+        with contextlib.suppress(binascii.Error):
+            body = base64.b64decode(trailer_body)
+    return Outcome(body, status, normalized_error_type(error_type))
 
 
 class _Relay:
@@ -245,3 +255,9 @@ class _Relay:
             ]
         sent = self._request.trailers
         return [(name.title(), sent[name]) for name in ERROR_TRAILERS if sent.get(name)]
+
+    def error(self) -> Outcome | None:
+        """Once the stream has ended: the error its trailers report, or the cut at the limit."""
+        if self.too_large:
+            return Outcome.error(502, "Function.ResponseSizeTooLarge", STREAM_TOO_LARGE)
+        return error_outcome(self._request) if _reports_error(self._request.trailers) else None
