@@ -4,10 +4,15 @@ the records below it, and the text format (the default) keeps each runtime's tex
 
 Lambda writes JSON application logs only on some runtimes ("Supported runtimes and logging
 methods", Lambda developer guide): Python 3.8 and later (the logging module), Node.js 16 and later
-(console.*), every Java runtime but java8 on Amazon Linux 1 (LambdaLogger); its Ruby runtime has
-text logs only. On the others the JSON format leaves the function's lines as they are in text,
-and these tests check exactly that. One `levels` handler per language logs one record at each
-level, then prints one plain line (conformance/README.md).
+(console.*), every Java runtime but java8 on Amazon Linux 1 (LambdaLogger). Ruby's are those of
+Lambda's Ruby runtime client from aws-lambda-ruby-runtime-interface-client PR #58 ("Add structured
+JSON logging support", for OCI images and Lambda's managed runtimes, which run that client from
+Ruby 3.2): a `Logger` on $stdout gets AWS_LAMBDA_LOG_LEVEL's level and, in JSON, writes
+{timestamp, level, message, requestId} records; `puts` and the function's error report stay text;
+the older Ruby images (Lambda's ruby2.5 and ruby2.7 ran the text-only client; Lambda never had a
+ruby3.1) stay text and filter nothing. On the runtimes without JSON logs the JSON format leaves the
+function's lines as they are in text, and these tests check exactly that. One `levels` handler per
+language logs one record at each level, then prints one plain line (conformance/README.md).
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ LANGUAGE = ("python", "node", "ruby", "java")
 TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
 # With AWS_LAMBDA_LOG_LEVEL=INFO, what the `levels` handler's records are: (level, message start),
-# in order. Python's logger, Node's console.log and Java's LambdaLogger.log(String) (level
-# UNDEFINED, never dropped) have levels of their own.
+# in order. Python's logger, Node's console.log, Java's LambdaLogger.log(String) (level
+# UNDEFINED, never dropped) and Ruby's Logger#unknown (ANY) have levels of their own.
 KEPT = {
     "python": [
         ("INFO", "info"),
@@ -38,10 +43,27 @@ KEPT = {
         ("FATAL", "fatal"),
         ("UNDEFINED", "unleveled"),
     ],
+    "ruby": [
+        ("INFO", "info"),
+        ("WARN", "warn"),
+        ("ERROR", "error"),
+        ("FATAL", "fatal"),
+        ("ANY", "unknown"),
+    ],
 }
-DROPPED = {"python": ["debug"], "node": ["trace", "debug"], "java": ["trace", "debug"]}
+DROPPED = {
+    "python": ["debug"],
+    "node": ["trace", "debug"],
+    "java": ["trace", "debug"],
+    "ruby": ["debug"],
+}
 # The request id's field: Java's runtime names it as its Gson class does.
-REQUEST_ID_FIELD = {"python": "requestId", "node": "requestId", "java": "AWSRequestId"}
+REQUEST_ID_FIELD = {
+    "python": "requestId",
+    "node": "requestId",
+    "java": "AWSRequestId",
+    "ruby": "requestId",
+}
 
 
 def json_logs(runtime) -> bool:
@@ -51,8 +73,16 @@ def json_logs(runtime) -> bool:
         "python": version >= (3, 8),
         "node": version >= (16,),
         "java": version != (8,),  # Lambda's java8 is the Amazon Linux 1 runtime
-        "ruby": False,
+        "ruby": version >= (3, 2),
     }[runtime.language]
+
+
+def applies_log_level(runtime) -> bool:
+    """Whether the image's runtime drops records below AWS_LAMBDA_LOG_LEVEL: Lambda's java8 and
+    its Ruby runtimes before the logging controls (Ruby 3.2) have no levels to apply."""
+    if runtime.language == "ruby":
+        return json_logs(runtime)
+    return not (runtime.language == "java" and runtime.version == "8")
 
 
 def function_lines(logs: str, marker: str) -> list[str]:
@@ -94,15 +124,14 @@ def assert_text(runtime, logs: str, marker: str, request_id: str) -> None:
             assert f"{start} record: {marker}" in logs
         assert f"[INFO] info record: {marker}" not in logs
     else:
-        # Ruby's Logger, in its own format; Lambda's Ruby runtime filters no level.
-        for level in ("DEBUG", "INFO", "WARN", "ERROR", "FATAL"):
+        # Ruby's Logger, in its own format; before Ruby 3.2 Lambda's runtime filters no level.
+        kept = KEPT["ruby"] if applies_log_level(runtime) else [("DEBUG", "debug"), *KEPT["ruby"]]
+        for level, start in kept:
             assert re.search(
-                rf"^{level[0]}, \[[^\]]+\] +{level} -- : {level.lower()} record: {marker}$",
-                logs,
-                re.M,
+                rf"^{level[0]}, \[[^\]]+\] +{level} -- : {start} record: {marker}$", logs, re.M
             ), f"no {level} line in\n{logs}"
-    if not (language == "java" and runtime.version == "8"):
-        for start in DROPPED.get(language, []):
+    if applies_log_level(runtime):
+        for start in DROPPED[language]:
             assert f"{start} record: {marker}" not in logs
 
 
@@ -129,19 +158,23 @@ def test_json_log_format(start, runtime):
         assert record[REQUEST_ID_FIELD[language]] == request_id, record
         if language == "python":
             assert record["logger"] == "levels"
+        elif language == "ruby":
+            assert "logger" not in record  # a Logger without a progname
 
 
 def test_json_error_record(start, runtime):
     """Issue 8 item 5: in the JSON log format a function error is logged as one JSON record of
     level ERROR naming the error (Python: the error's own fields; Node.js: the error as the
-    message; Java: the stack trace as the message); text-only runtimes keep their text."""
+    message; Java: the stack trace as the message); text-only runtimes keep their text, and so
+    does Ruby's report of the error (its runtime client writes it with puts, PR #58 changes
+    only the Logger)."""
     function = start("levels", AWS_LAMBDA_LOG_FORMAT="JSON", AWS_LAMBDA_LOG_LEVEL="INFO")
     marker = f"m-{uuid.uuid4().hex[:12]}"
     request_id, logs = invoke_levels(function, marker, fail=True)
     failure = f"levels failed: {marker}"
     lines = function_lines(logs, failure)
     assert lines, logs
-    if not json_logs(runtime):
+    if not json_logs(runtime) or runtime.language == "ruby":
         assert not any(line.startswith("{") for line in lines), lines
         return
     records = [json.loads(line) for line in lines]

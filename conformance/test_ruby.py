@@ -7,6 +7,7 @@ import base64
 import json
 import re
 import time
+import uuid
 from datetime import datetime, timezone
 
 from conformance.harness import seed_function
@@ -78,6 +79,46 @@ def test_critical_error_replaces_the_process_and_plain_error_does_not(start):
     assert second != first
     function.wait_for_log("Critical exception from handler")
     assert function.invoke({}).json()["pid"] == second  # an ordinary invocation keeps the process
+
+
+def test_logger_cases_of_the_logging_controls(start, runtime):
+    """Issue 8 item 5, Ruby's Logger as Lambda's runtime client treats it from Ruby 3.2
+    (aws-lambda-ruby-runtime-interface-client PR #58): with AWS_LAMBDA_LOG_FORMAT=JSON a Logger on
+    $stdout or $stderr writes JSON records (its progname as `logger`; an exception with its
+    errorType, errorMessage, stackTrace and location), a formatter or level the function gives
+    wins, and a Logger on any other device is left alone. The older images write text."""
+    function = start("loggers", AWS_LAMBDA_LOG_FORMAT="JSON", AWS_LAMBDA_LOG_LEVEL="INFO")
+    marker = f"m-{uuid.uuid4().hex[:12]}"
+    response = function.invoke({"marker": marker})
+    assert response.status_code == 200, response.text
+    request_id = response.headers["X-Amzn-RequestId"]
+    logs = function.wait_for_log(f"exception record: {marker}")
+    lines = {
+        found.group(1): line
+        for line in logs.split("\n")
+        if (found := re.search(rf"(\w+) record: {marker}", line))
+    }
+    assert set(lines) == {"progname", "stderr", "formatter", "level", "buffer", "exception"}, logs
+    # The function's own formatter, and a Logger on a device of its own, as Ruby writes them.
+    assert lines["formatter"] == f"own format INFO: formatter record: {marker}"
+    assert re.fullmatch(rf"D, \[[^\]]+\] DEBUG -- : buffer record: {marker}", lines["buffer"])
+    if tuple(int(part) for part in runtime.version.split(".")) < (3, 2):
+        for name in ("progname", "stderr", "level", "exception"):
+            assert not lines[name].startswith("{"), lines[name]
+        return
+    records = {
+        name: json.loads(lines[name]) for name in ("progname", "stderr", "level", "exception")
+    }
+    for record in records.values():
+        assert record["requestId"] == request_id, record
+    assert records["progname"]["logger"] == "named"
+    assert records["stderr"]["level"] == "WARN"
+    assert records["level"]["level"] == "DEBUG"  # its own level: AWS_LAMBDA_LOG_LEVEL=INFO yields
+    error = records["exception"]
+    assert (error["level"], error["message"]) == ("ERROR", f"exception record: {marker}")
+    assert (error["errorType"], error["errorMessage"]) == ("ArgumentError", error["message"])
+    assert error["stackTrace"][0].startswith("/var/task/handler.rb:")
+    assert re.fullmatch(r"/var/task/handler\.rb:.*loggers'?:\d+", error["location"]), error
 
 
 def test_seed_example(docker_client, runtime):

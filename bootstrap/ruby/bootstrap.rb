@@ -163,6 +163,83 @@ module KlrBootstrap
     $stderr.sync = true
   end
 
+  # Lambda's logging controls for Ruby's Logger, as the official runtime client applies them
+  # from Ruby 3.2 (aws-lambda-ruby-runtime-interface-client PR #58): a Logger on $stdout or
+  # $stderr (or none) that was given no level gets AWS_LAMBDA_LOG_LEVEL's (TRACE is DEBUG);
+  # with AWS_LAMBDA_LOG_FORMAT=JSON, one given no formatter writes JsonLogFormatter's records.
+  # Other Loggers, puts and the text format's lines stay as they are.
+  LOG_LEVELS = { 'TRACE' => 0, 'DEBUG' => 0, 'INFO' => 1, 'WARN' => 2, 'ERROR' => 3,
+                 'FATAL' => 4 }.freeze
+
+  class << self
+    # The current invocation's request id, for the JSON records; nil during init.
+    attr_accessor :request_id
+  end
+
+  def self.setup_logger
+    return if (RUBY_VERSION.split('.').map(&:to_i) <=> [3, 2]) < 0
+    json = ENV.fetch('AWS_LAMBDA_LOG_FORMAT', '').casecmp('JSON').zero?
+    level = LOG_LEVELS[ENV.fetch('AWS_LAMBDA_LOG_LEVEL', '').upcase]
+    return unless json || level
+    require 'logger'
+    LambdaLoggerDefaults.json = json
+    LambdaLoggerDefaults.level = level
+    ::Logger.prepend(LambdaLoggerDefaults)
+  end
+
+  # Prepended to ::Logger: what the function sets itself wins over these defaults.
+  module LambdaLoggerDefaults
+    class << self
+      attr_accessor :json, :level
+    end
+
+    def initialize(logdev = nil, *args, **options, &block)
+      if logdev.nil? || logdev.equal?($stdout) || logdev.equal?($stderr)
+        defaults = LambdaLoggerDefaults
+        options[:formatter] ||= JsonLogFormatter.new if defaults.json
+        options[:level] = defaults.level if defaults.level && !options.key?(:level)
+      end
+      super(logdev, *args, **options, &block)
+    end
+  end
+
+  # One JSON line per Logger record: timestamp (UTC, milliseconds), level (Logger's severity:
+  # DEBUG to FATAL, ANY for `unknown`), message, requestId, logger (the progname, when set); an
+  # exception logged as the message adds errorType, errorMessage, stackTrace and location.
+  class JsonLogFormatter
+    def call(severity, time, progname, msg)
+      record = { 'timestamp' => time.getutc.strftime('%Y-%m-%dT%H:%M:%S.%LZ'),
+                 'level' => severity, 'message' => KlrBootstrap.utf8(text(msg)),
+                 'requestId' => KlrBootstrap.request_id }
+      record['logger'] = KlrBootstrap.utf8(progname) unless progname.to_s.empty?
+      record.update(error_fields(msg)) if msg.is_a?(::Exception)
+      "#{JSON.generate(record.compact)}\n"
+    end
+
+    private
+
+    # What Logger's own formatter makes of a message, but an exception's is its message alone.
+    def text(msg)
+      case msg
+      when ::String then msg
+      when ::Exception then msg.message
+      else msg.inspect
+      end
+    end
+
+    def error_fields(error)
+      frames = (error.backtrace || []).map { |frame| KlrBootstrap.utf8(frame) }
+      { 'errorType' => error.class.to_s, 'errorMessage' => KlrBootstrap.utf8(error.message),
+        'stackTrace' => frames, 'location' => location(frames.first) }
+    end
+
+    # `file:line:in 'method'` as `file:method:line`.
+    def location(frame)
+      match = frame && frame.match(/\A(.+):(\d+):in [`'](.+)'\z/)
+      match ? "#{match[1]}:#{match[3]}:#{match[2]}" : frame
+    end
+  end
+
   # ---- 4. Context -------------------------------------------------------------------------------
 
   # The context object a handler receives, with the official runtime's (top-level) class name
@@ -244,6 +321,7 @@ module KlrBootstrap
     runtime_api = required_setting('AWS_LAMBDA_RUNTIME_API', 'host:port of the Runtime API')
     task_root = required_setting('LAMBDA_TASK_ROOT', "the folder of the function's code")
     setup_output
+    setup_logger
     api = RuntimeApiClient.new(runtime_api)
     handler_name = ENV.fetch('_HANDLER', '')
     begin
@@ -259,6 +337,7 @@ module KlrBootstrap
 
   def self.serve_one(api, handler)
     invocation = api.next_invocation
+    self.request_id = invocation.request_id
     trace_id = invocation.headers['Lambda-Runtime-Trace-Id']
     if trace_id
       ENV['_X_AMZN_TRACE_ID'] = trace_id
