@@ -46,14 +46,14 @@ def sources(runtime: Runtime) -> str:
 def images_table(m: Matrix, report: dict[str, bench.Figures]) -> str:
     rows = []
     for r in m.runtimes.values():
-        measured = report.get(r.image)
+        measured = report.get(r.published_name)
         if r.unavailable:
             version, size = f"unavailable: {r.unavailable}", "-"
         elif measured:
             version, size = measured.version, f"{measured.size_mb:.0f} MB"
         else:
             version, size = f"{r.language} {r.version} (not measured yet)", "-"
-        rows.append((f"`{r.image}`", version, r.suite or "-", sources(r), size))
+        rows.append((f"`{r.published_name}`", version, r.suite or "-", sources(r), size))
     headers = ("image", "language, exact version", "Debian base", "from", "size")
     return markdown_table(headers, rows)
 
@@ -61,7 +61,7 @@ def images_table(m: Matrix, report: dict[str, bench.Figures]) -> str:
 def performance_table(m: Matrix, report: dict[str, bench.Figures]) -> str:
     rows = [
         (f"`{f.image}`", *f.row()[1:])
-        for f in (report.get(r.image) for r in m.runtimes.values())
+        for f in (report.get(r.published_name) for r in m.runtimes.values())
         if f
     ]
     return markdown_table(bench.Figures.HEADERS, rows)

@@ -31,8 +31,10 @@ BUILD_FIELDS = ("suite",)
 DOWNLOAD_REGISTRIES = ("npm", "pypi", "go", "maven")
 PUBLISH_FIELDS = ("registry", "owner", "source")
 ID_PATTERN = re.compile(r"[a-z][a-z0-9]*")
-# klr-<id>; KLR_IMAGE_PREFIX renames them, so that two checkouts on one machine keep apart.
-IMAGE_PREFIX = os.environ.get("KLR_IMAGE_PREFIX", "klr-")
+# klr-<id>, the names images are documented and published under; KLR_IMAGE_PREFIX renames the
+# images a checkout builds and tests, so that two checkouts on one machine keep apart.
+PUBLISHED_PREFIX = "klr-"
+IMAGE_PREFIX = os.environ.get("KLR_IMAGE_PREFIX", PUBLISHED_PREFIX)
 BASE_REPOSITORY = "klr-base"  # klr-base:<suite>, the Debian root filesystems
 # How long one bootstrap may take to start and ask for work, alone on a core of a busy
 # machine: seconds for a native interpreter, far more for a JVM (the Java images; ruby25's
@@ -70,6 +72,10 @@ class Runtime:
     @property
     def image(self) -> str:
         return f"{IMAGE_PREFIX}{self.id}"
+
+    @property
+    def published_name(self) -> str:
+        return f"{PUBLISHED_PREFIX}{self.id}"
 
     @property
     def base_image(self) -> str:
@@ -125,7 +131,7 @@ class Publish:
     source: str
 
     def repository(self, runtime: Runtime) -> str:
-        return f"{self.registry}/{self.owner}/{runtime.image}"
+        return f"{self.registry}/{self.owner}/{runtime.published_name}"
 
     def tags(self, date: str) -> list[str]:
         """The tags every image is pushed under: the moving one and an immutable dated one."""
