@@ -12,7 +12,9 @@ import json
 import pytest
 import requests
 
-from conformance.harness import seed_function
+from conformance.harness import HERE, run_function, seed_function
+from images import functions
+from images.matrix import IMAGE_PREFIX
 
 LANGUAGE = "node"
 INVOKE_API = "/2015-03-31/functions/function/invocations"
@@ -254,5 +256,35 @@ def test_seed_node10_async_hello(docker_client, runtime):
             assert (result.status_code, result.json()) == (200, {"hello": "Foo"})
         else:
             assert_init_error(function, "Runtime.UserCodeSyntaxError")
+    finally:
+        function.remove()
+
+
+def test_original_klr_dockerfile_installs_package_json(docker_client, runtime):
+    """The original KLR's node4 / node10 Dockerfile, verbatim but for FROM (`RUN npm install`,
+    as the image's default user, no CA line: the base carries this machine's CA as a company's
+    would), installs package.json's dependency from npm into /var/task/node_modules, and the
+    function requires it (issue 8, item 7). The node10 project has an async handler, so Node.js
+    before async functions builds the node4 one."""
+    seed, event, expected = (
+        ("node10", {"words": "foo-bar baz"}, {"camelCase": "fooBarBaz"})
+        if major(runtime) >= ASYNC_FUNCTIONS_SINCE
+        else ("node4", {"duration": "2 days"}, {"milliseconds": 172800000})
+    )
+    tag = functions.build(
+        docker_client,
+        f"{IMAGE_PREFIX}seed-npm-install-{runtime.id}",
+        functions.project_files(HERE / "seed" / "tekton" / seed),
+        functions.trusting_image(docker_client, runtime),
+        ca_in_context=False,
+    )
+    function = run_function(docker_client, runtime, tag)
+    try:
+        result = function.invoke(event)
+        assert result.status_code == 200, result.text
+        body = result.json()
+        installed_in = body.pop("installedIn")
+        assert body == expected
+        assert installed_in.startswith("/var/task/node_modules/"), installed_in
     finally:
         function.remove()

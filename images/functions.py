@@ -79,15 +79,20 @@ def project_files(folder: Path) -> dict[str, bytes]:
     }
 
 
-def build(client: docker.DockerClient, tag: str, files: dict[str, bytes], image: str) -> str:
+def build(
+    client: docker.DockerClient,
+    tag: str,
+    files: dict[str, bytes],
+    image: str,
+    ca_in_context: bool = True,
+) -> str:
     """Build a user's project (its Dockerfile among the files) on a klr image, given as the
     IMAGE build arg. The context also holds ca-certificates.crt, the host's CA bundle, which
     the build stages of Dockerfiles that fetch dependencies copy: this machine's HTTPS goes
-    through an intercepting proxy. The host's Go proxy setting is forwarded likewise."""
-    files = {
-        **files,
-        "ca-certificates.crt": Path(os.environ.get("SSL_CERT_FILE", HOST_CA_BUNDLE)).read_bytes(),
-    }
+    through an intercepting proxy (unless ca_in_context is false: see trusting_image). The
+    host's Go proxy setting is forwarded likewise."""
+    if ca_in_context:
+        files = {**files, "ca-certificates.crt": host_ca_bundle()}
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
         for name, content in files.items():
@@ -109,3 +114,29 @@ def build(client: docker.DockerClient, tag: str, files: dict[str, bytes], image:
         buildargs=build_args,
     )
     return tag
+
+
+TRUSTING_DOCKERFILE = b"""ARG IMAGE
+FROM ${IMAGE}
+COPY ca-certificates.crt /etc/ssl/certs/this-machine.crt
+ENV PIP_CERT=/etc/ssl/certs/this-machine.crt \\
+    NPM_CONFIG_CAFILE=/etc/ssl/certs/this-machine.crt
+"""
+
+
+def trusting_image(client: docker.DockerClient, runtime: Runtime) -> str:
+    """The runtime's image with this machine's CA bundle as pip's and npm's trust, as a
+    company's base image carries its proxy's CA: the base on which a Dockerfile that must
+    stay verbatim but for FROM (the original KLR's, which fetch with no CA line of their own)
+    is built, with ca_in_context=False so that `COPY . .` takes no CA. Test images only; no
+    klr image carries the CA."""
+    return build(
+        client,
+        f"{IMAGE_PREFIX}trusting-{runtime.id}",
+        {"Dockerfile": TRUSTING_DOCKERFILE},
+        runtime.image,
+    )
+
+
+def host_ca_bundle() -> bytes:
+    return Path(os.environ.get("SSL_CERT_FILE", HOST_CA_BUNDLE)).read_bytes()
