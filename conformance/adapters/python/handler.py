@@ -1,0 +1,49 @@
+"""One echo route behind each of Powertools' resolvers: what the library made of the request."""
+
+import base64
+
+from aws_lambda_powertools.event_handler import (
+    ALBResolver,
+    APIGatewayHttpResolver,
+    APIGatewayRestResolver,
+    LambdaFunctionUrlResolver,
+    Response,
+)
+
+
+def echo(app):
+    event = app.current_event
+    if event.is_base64_encoded:
+        body = base64.b64decode(event.body or "")
+    else:
+        body = (event.body or "").encode()
+    cookies = getattr(event, "cookies", None)  # payload 2.0 has its own field
+    if cookies is None:
+        header = event.get_header_value("cookie") or ""
+        cookies = [cookie for cookie in header.split("; ") if cookie]
+    return Response(
+        status_code=201,
+        content_type="application/json",
+        headers={"X-Adapter": "powertools"},
+        body={
+            "method": event.http_method,
+            "path": event.path,
+            "query": event.resolved_query_string_parameters,
+            "header": event.get_header_value("x-test"),
+            "largeHeader": len(event.get_header_value("x-large") or ""),
+            "cookies": cookies,
+            "body": base64.b64encode(body).decode(),
+        },
+    )
+
+
+def resolver(cls):
+    app = cls()
+    app.route(".+", method=["GET", "POST", "PUT", "DELETE", "PATCH"])(lambda: echo(app))
+    return lambda event, context: app.resolve(event, context)
+
+
+rest = resolver(APIGatewayRestResolver)
+http = resolver(APIGatewayHttpResolver)
+url = resolver(LambdaFunctionUrlResolver)
+alb = resolver(ALBResolver)
