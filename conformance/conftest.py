@@ -29,18 +29,21 @@ def pytest_configure(config):
 
 def pytest_generate_tests(metafunc):
     """Every test that takes `runtime` runs once per available runtime, narrowed to the module's
-    LANGUAGE (a name, or several) and to languages that have what a `requires` mark names.
+    LANGUAGE (a name, or several), to its RUNTIME_IDS if it has them, and to languages that
+    have what a `requires` mark names.
     A test that also takes `init_failure` runs once per failure case its runtime's language has."""
     if "runtime" not in metafunc.fixturenames:
         return
     only = getattr(metafunc.module, "LANGUAGE", None)
     only = [only] if isinstance(only, str) else only
+    only_ids = getattr(metafunc.module, "RUNTIME_IDS", None)  # a module for a few images only
     required = [m.args[0] for m in metafunc.definition.iter_markers("requires")]
     runtimes = [
         r
         for r in matrix.load().select(metafunc.config.getoption("runtime") or None)
         if not r.unavailable
         and (only is None or r.language in only)
+        and (only_ids is None or r.id in only_ids)
         and all(getattr(LANGUAGES[r.language], field) for field in required)
     ]
     if "init_failure" in metafunc.fixturenames:

@@ -11,6 +11,14 @@ from aws_lambda_powertools.event_handler import (
 )
 
 
+def header(event, name):
+    """A header's value, in headers or (ALB with multi-value headers) multiValueHeaders."""
+    for key, value in event.resolved_headers_field.items():
+        if key.lower() == name:
+            return ",".join(value) if isinstance(value, list) else value
+    return None
+
+
 def echo(app):
     event = app.current_event
     if event.is_base64_encoded:
@@ -19,8 +27,7 @@ def echo(app):
         body = (event.body or "").encode()
     cookies = getattr(event, "cookies", None)  # payload 2.0 has its own field
     if cookies is None:
-        header = event.get_header_value("cookie") or ""
-        cookies = [cookie for cookie in header.split("; ") if cookie]
+        cookies = [cookie for cookie in (header(event, "cookie") or "").split("; ") if cookie]
     return Response(
         status_code=201,
         content_type="application/json",
@@ -29,8 +36,8 @@ def echo(app):
             "method": event.http_method,
             "path": event.path,
             "query": event.resolved_query_string_parameters,
-            "header": event.get_header_value("x-test"),
-            "largeHeader": len(event.get_header_value("x-large") or ""),
+            "header": header(event, "x-test"),
+            "largeHeader": len(header(event, "x-large") or ""),
             "cookies": cookies,
             "body": base64.b64encode(body).decode(),
         },

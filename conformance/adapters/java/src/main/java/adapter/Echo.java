@@ -73,7 +73,14 @@ public class Echo {
         ApplicationLoadBalancerResponseEvent response = new ApplicationLoadBalancerResponseEvent();
         response.setStatusCode(201);
         response.setStatusDescription("201 Created");
-        response.setHeaders(HEADERS);
+        if (event.getMultiValueHeaders() != null) {
+            // The load balancer reads the headers of the answer from where it sent them.
+            Map<String, List<String>> answered = new LinkedHashMap<>();
+            HEADERS.forEach((name, value) -> answered.put(name, Collections.singletonList(value)));
+            response.setMultiValueHeaders(answered);
+        } else {
+            response.setHeaders(HEADERS);
+        }
         response.setBody(body);
         return response;
     }
