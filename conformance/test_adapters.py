@@ -205,7 +205,10 @@ def test_the_adapter_sees_each_request_as_sent(docker_client, runtime, adapter_i
     try:
         for request in REQUESTS:
             answer = request.send(function.url)
-            context = f"{adapter.library}, {mode.name}, {request.name}: {answer.text}"
+            context = (
+                f"{adapter.library}, {mode.name} (checklist {mode.checklist}), {request.name}: "
+                f"{answer.text}"
+            )
             assert answer.status_code == 201, context
             assert answer.headers["X-Adapter"], context
             assert answer.headers["Content-Type"].startswith("application/json"), context
