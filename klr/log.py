@@ -94,12 +94,17 @@ stdout = _Stdout()
 
 class Capture:
     """One pipe that a bootstrap's stdout and stderr both write into, read in chunks as data
-    comes. While an invocation wants its log tail, `tail` is that invocation's buffer."""
+    comes. While an invocation wants its log tail, `tail` is that invocation's buffer.
+
+    A chunk is written up to its last newline and the rest held for the next one, so that
+    another bootstrap's output or a platform line never lands in the middle of a line; a drain
+    (at START, END, an exit) writes what is held, and so does a line longer than a chunk."""
 
     def __init__(self) -> None:
         self.read_fd, self.write_fd = os.pipe()  # the write end is passed to each new process
         os.set_blocking(self.read_fd, False)
         self.tail: bytearray | None = None
+        self._held = b""  # the start of a line whose end has not come yet
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reading = False
 
@@ -121,13 +126,22 @@ class Capture:
 
     def _read(self) -> int:
         try:
-            data = os.read(self.read_fd, CHUNK)
+            read = os.read(self.read_fd, CHUNK)
         except (BlockingIOError, InterruptedError):
             return 0
+        data = self._held + read if self._held else read
+        end = data.rfind(b"\n") + 1
+        if len(data) - end >= CHUNK:  # a line longer than a chunk goes as far as it came
+            end = len(data)
+        self._held = data[end:]
+        if end:
+            self._write(data[:end] if self._held else data)
+        return len(read)
+
+    def _write(self, data: bytes) -> None:
         stdout.write(data)
         if self.tail is not None:
             keep_tail(self.tail, data)
-        return len(data)
 
     def drain(self) -> None:
         """Read what is in the pipe now. Whatever a bootstrap wrote before the request the
@@ -137,8 +151,11 @@ class Capture:
         while total < DRAIN_LIMIT:
             read = self._read()
             if not read:
-                return
+                break
             total += read
+        if self._held:
+            held, self._held = self._held, b""
+            self._write(held)
 
     def close(self) -> None:
         if self._loop is not None and self._reading:
