@@ -498,8 +498,7 @@ class Invoker:
         )
         if invocation.tail is not None:
             keep_tail(invocation.tail, lines)
-        if self.capture.tail is invocation.tail:
-            self.capture.tail = None
+        self.capture.tail = None  # what the process writes from now on is no one's
 
     def _peak_memory_mb(self) -> int:
         """VmHWM of the process. A peak only grows, so a reading less than PEAK_READ_EVERY old
