@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import stat
+import sys
 import time
 
 TAIL_BYTES = 4096  # what X-Amz-Log-Type: Tail answers, as Lambda does
@@ -53,9 +54,8 @@ class _Stdout:
             transport.write(data)
             return
         with contextlib.suppress(OSError):  # nobody reads our stdout any more
-            view = memoryview(data)
-            while view:
-                view = view[os.write(1, view) :]
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
 
     def pause(self, paused: bool) -> None:
         self.paused = paused
