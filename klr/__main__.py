@@ -16,7 +16,7 @@ from klr.errors import SettingsError
 from klr.front import FrontDoor
 from klr.http import HttpServer, Limits
 from klr.invokers import InvokerPool
-from klr.log import log
+from klr.log import log, platform, stdout
 from klr.modes import mode_for
 from klr.runtime_api import RuntimeApi
 
@@ -57,6 +57,15 @@ M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 
 
 async def serve(settings: Settings, bootstrap: str) -> None:
+    platform.configure(settings.log_format, settings.log_level)
+    await stdout.open()
+    try:
+        await _serve(settings, bootstrap)
+    finally:
+        await stdout.close()
+
+
+async def _serve(settings: Settings, bootstrap: str) -> None:
     pool = InvokerPool(settings, bootstrap)
     runtime_apis = []
     for invoker in pool.invokers:

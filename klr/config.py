@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from klr.errors import SettingsError
+from klr.log import LOG_FORMATS, LOG_LEVELS
 
 # Lambda's synchronous payload limits: the Invoke API refuses larger requests, the Runtime API
 # larger responses (the emulator's limit, 6 MiB plus 100 bytes).
@@ -60,6 +61,8 @@ class Settings:
     cloudevents_extensions: tuple[tuple[str, str], ...] = ()
     sink: str = ""
     sink_timeout: float = 30.0
+    log_format: str = "Text"
+    log_level: str = "INFO"
 
     @property
     def function_arn(self) -> str:
@@ -101,6 +104,8 @@ class Settings:
             cloudevents_extensions=reader.ce_overrides(),
             sink=reader.sink(),
             sink_timeout=reader.number("KLR_CLOUDEVENTS_SINK_TIMEOUT", 30.0, 0.1, 3600),
+            log_format=reader.exact_choice("AWS_LAMBDA_LOG_FORMAT", LOG_FORMATS),
+            log_level=reader.exact_choice("AWS_LAMBDA_LOG_LEVEL", LOG_LEVELS, "INFO"),
         )
         last_api_port = settings.runtime_api_port + settings.invoker_count - 1
         if settings.runtime_api_port <= settings.port <= last_api_port:
@@ -142,6 +147,16 @@ class _Reader:
         if raw not in ("", "true", "false"):
             raise SettingsError(f"{name} must be true or false, got {raw!r}")
         return raw == "true"
+
+    def exact_choice(self, name: str, values: tuple[str, ...], default: str = "") -> str:
+        """One of `values`, spelled exactly as Lambda spells it: the bootstraps read the same
+        variable, unchanged, and must not understand it differently."""
+        raw = self.env.get(name, "")
+        if not raw:
+            return default or values[0]
+        if raw not in values:
+            raise SettingsError(f"{name} must be one of {', '.join(values)}, got {raw!r}")
+        return raw
 
     def event_type(self) -> str:
         # EVENT_TYPE is the seed's name; RESPONSE_FORMAT is the later spelling of the same switch.

@@ -29,7 +29,7 @@ from klr.http import (
     read_all,
 )
 from klr.invokers import Invocation, InvokerPool, Outcome
-from klr.log import log
+from klr.log import TAIL_BYTES, log
 from klr.modes import Answered, Mode, json_event, json_response
 
 # Requests under this prefix never reach the function.
@@ -40,6 +40,7 @@ STREAM_ROUTE = re.compile(r"/2021-11-15/functions/([^/]+)/response-streaming-inv
 STREAM_INVOCATION_TYPES = ("RequestResponse", "DryRun")  # Lambda's: a stream needs its caller
 # How long a broken stream's answer waits to learn why (the runtime's exit, a timeout).
 CUT_SHORT_WAIT_SECONDS = 5.0
+LOG_TYPES = ("None", "Tail")
 MAX_CLIENT_CONTEXT = 3583  # bytes of base64, as Lambda's Invoke API allows
 # Values passed on as Runtime API headers: printable ASCII, as Lambda's own are.
 PRINTABLE = re.compile(r"[\x20-\x7e]*")
@@ -117,6 +118,8 @@ class FrontDoor:
     def _invoke_api(self, request: Request, name: str) -> Response | Deferred:
         """Lambda's Invoke API, as the AWS SDKs, the CLI and the emulator call it."""
         invocation, invocation_type = self._api_invocation(request, name, INVOCATION_TYPES)
+        if _log_type(request) == "Tail" and invocation_type == "RequestResponse":
+            invocation.tail = bytearray()
         headers = [
             ("X-Amzn-RequestId", invocation.id),
             ("X-Amz-Executed-Version", self.settings.function_version),
@@ -132,6 +135,9 @@ class FrontDoor:
             headers.append(("Content-Type", "application/json"))
             if outcome.failed:
                 headers.append(("X-Amz-Function-Error", "Unhandled"))
+            if invocation.tail is not None:
+                tail = base64.b64encode(invocation.tail[-TAIL_BYTES:]).decode()
+                headers.append(("X-Amz-Log-Result", tail))
             return Response(200, outcome.body, headers)
 
         return self._answer(invocation, invoke_answer, streams=False)
@@ -315,6 +321,18 @@ def _invoke_complete(error: Outcome | None) -> bytes:
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _log_type(request: Request) -> str:
+    log_type = request.header("x-amz-log-type", "None")
+    if log_type not in LOG_TYPES:
+        raise ApiError(
+            400,
+            "InvalidParameterValueException",
+            f"X-Amz-Log-Type must be None or Tail (Tail answers the last {TAIL_BYTES} bytes "
+            "of the invocation's log in X-Amz-Log-Result)",
+        )
+    return log_type
 
 
 def _checked(name: str, value: str, limit: int) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from klr.config import Settings
 from klr.errors import ApiError, QueueFull, error_body
-from klr.log import log
+from klr.log import Capture, keep_tail, log, platform
 
 
 @dataclass
@@ -63,6 +63,8 @@ class Invocation:
         "outcome",
         "cut_short",
         "gone",
+        "tail",
+        "ended",
         "_listeners",
         "_cut_waiter",
     )
@@ -74,6 +76,8 @@ class Invocation:
         self.outcome: Outcome | None = None
         self.cut_short: Outcome | None = None
         self.gone = False  # its caller went away
+        self.tail: bytearray | None = None  # its log's last bytes, kept when the caller asks
+        self.ended = False  # its END and REPORT are written
         self._listeners: list[Callable[[Outcome], None]] = []
         self._cut_waiter: asyncio.Future | None = None
 
@@ -217,6 +221,7 @@ class Invoker:
         self._status_fd = -1  # /proc/<pid>/status of the process, for its peak memory
         self._peak_mb, self._peak_read_at = 0, 0.0
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.capture = Capture()  # the output of this invoker's processes, one after the other
         self.up = asyncio.Event()  # it has asked for work, or its first process has ended
 
     @property
@@ -227,12 +232,14 @@ class Invoker:
         """Keep a bootstrap running. After a failed init, wait for a request before retrying, so
         a broken function costs nothing while idle and each request sees a fresh attempt."""
         self.loop = asyncio.get_running_loop()
+        self.capture.start(self.loop)
         init_failed = False
         while not self.stopping:
             if init_failed:
                 self.reserved = await self.queue.take()
             await self._spawn()
             returncode = await self.process.wait() if self.process else 127
+            self.capture.drain()  # its last words come before the news of its exit
             init_failed = self._on_exit(returncode)
 
     async def _spawn(self) -> None:
@@ -245,8 +252,9 @@ class Invoker:
                 env=self.env,
                 cwd=self.settings.task_root,
                 stdin=asyncio.subprocess.DEVNULL,
-                # One stream, the server's stdout, as on Lambda's one log stream: a pipe per
-                # stream would let the collector put the function's stderr before our START.
+                # One pipe for both, as on Lambda's one log stream: a pipe per stream could
+                # not keep the order in which the function wrote to stdout and stderr.
+                stdout=self.capture.write_fd,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,  # its own process group, so a kill reaches its children
             )
@@ -284,8 +292,12 @@ class Invoker:
                 f"RequestId: {invocation.id} Error: Runtime exited with error: {reason}",
             )
             if invocation.open:
-                log(f"RequestId: {invocation.id} Error: Runtime exited with error: {reason}")
-            self._log_end(invocation)
+                self._tail(
+                    platform.fault(
+                        f"RequestId: {invocation.id} Error: Runtime exited with error: {reason}"
+                    )
+                )
+            self._log_end(invocation, "failure", "Runtime.ExitError")
             invocation.finish(exit_error)
             return False
         if self.initialized or self.stopping:
@@ -302,12 +314,8 @@ class Invoker:
         """This init has failed: the request waiting for it is told now. That is the request
         it was retried for or else, while no runtime is ready to serve, the first in the queue."""
         self.init_error = outcome
-        if status == "error":
-            status += f"\tError Type: {outcome.error_type}"
-        log(
-            f"INIT_REPORT Init Duration: {self._ms_since(self._spawned_at):.2f} ms\t"
-            f"Phase: init\tStatus: {status}"
-        )
+        self.capture.drain()  # the runtime's account of the failure comes first
+        platform.init_report(self._ms_since(self._spawned_at), status, outcome.error_type)
         waiting, self.reserved = self.reserved, None
         if waiting is None and not self.serving():
             waiting = self.queue.next_waiting()
@@ -372,13 +380,14 @@ class Invoker:
         start, self._waiting = self._waiting, None
         if start is None:
             return False
-        self.current = invocation
+        self.capture.drain()  # what came before belongs to the invocation before
+        self.current, self.capture.tail = invocation, invocation.tail
         self._started_at = time.monotonic()
         self.deadline_ms = int((time.time() + self.settings.timeout) * 1000)
         self._deadline_timer = self.loop.call_later(
             self.settings.timeout, self._time_out, invocation
         )
-        log(f"START RequestId: {invocation.id} Version: {self.settings.function_version}")
+        self._tail(platform.start(invocation.id, self.settings.function_version))
         start(invocation)
         return True
 
@@ -391,7 +400,7 @@ class Invoker:
         """A /next whose answer could not be delivered: another runtime gets the invocation."""
         if self.current is invocation:
             self._cancel_deadline()
-            self.current = None
+            self.current = self.capture.tail = None
             log(f"RequestId: {invocation.id} was not delivered: the runtime's /next went away")
             self.queue.submit(invocation, front=True)
 
@@ -399,7 +408,8 @@ class Invoker:
         invocation = self._current_for(request_id)
         self._cancel_deadline()
         self.current, self.last_finished_id = None, invocation.id
-        self._log_end(invocation)  # first: the log is complete once the caller has its answer
+        # First: the log (and its tail) is complete once the caller has its answer.
+        self._log_end(invocation, "error" if outcome.failed else "success", outcome.error_type)
         invocation.finish(outcome)
 
     def begin_stream(self, request_id: str, outcome: Outcome) -> Invocation | None:
@@ -415,7 +425,7 @@ class Invoker:
         if self.current is not None and self.current.id == request_id:
             self._cancel_deadline()
             invocation, self.current, self.last_finished_id = self.current, None, request_id
-            self._log_end(invocation)
+            self._log_end(invocation, "success")
 
     def fail_init(self, outcome: Outcome) -> None:
         """/init/error: the waiting request gets the error at once. A runtime should exit after
@@ -440,7 +450,12 @@ class Invoker:
     def _time_out(self, invocation: Invocation) -> None:
         seconds = f"{self.settings.timeout:.2f}"
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-        log(f"{stamp}Z {invocation.id} Task timed out after {seconds} seconds")
+        self._tail(
+            platform.fault(f"{stamp}Z {invocation.id} Task timed out after {seconds} seconds")
+        )
+        # END and REPORT now, so that the answer's log tail has them; the process stays
+        # current until it has gone, so that it gets no other invocation meanwhile.
+        self._log_end(invocation, "timeout", "Sandbox.Timedout")
         invocation.finish(
             Outcome.error(
                 504,
@@ -448,7 +463,7 @@ class Invoker:
                 f"RequestId: {invocation.id} Error: Task timed out after {seconds} seconds",
             )
         )
-        self.kill(signal.SIGKILL)  # the exit handler logs END and starts a fresh process
+        self.kill(signal.SIGKILL)  # its exit starts a fresh process
 
     def kill(self, sig: int) -> None:
         if self.process and self.process.returncode is None:
@@ -460,17 +475,30 @@ class Invoker:
             self._deadline_timer.cancel()
             self._deadline_timer = None
 
-    def _log_end(self, invocation: Invocation) -> None:
-        duration = self._ms_since(self._started_at)
-        report = (
-            f"REPORT RequestId: {invocation.id}\tDuration: {duration:.2f} ms\t"
-            f"Billed Duration: {int(duration) + 1} ms\tMemory Size: {self.settings.memory_size} MB\t"
-            f"Max Memory Used: {self._peak_memory_mb()} MB\t"
+    def _tail(self, line: bytes) -> None:
+        """A platform line written during an invocation belongs to its tail too."""
+        if self.capture.tail is not None:
+            keep_tail(self.capture.tail, line)
+
+    def _log_end(self, invocation: Invocation, status: str, error_type: str | None = None) -> None:
+        """END and REPORT, once, after what the process wrote before them."""
+        if invocation.ended:
+            return
+        invocation.ended = True
+        self.capture.drain()
+        init_ms, self._init_ms = self._init_ms, None
+        lines = platform.end(
+            invocation.id,
+            self._ms_since(self._started_at),
+            self.settings.memory_size,
+            self._peak_memory_mb(),
+            init_ms,
+            status,
+            error_type if status != "success" else None,
         )
-        if self._init_ms is not None:
-            report += f"Init Duration: {self._init_ms:.2f} ms\t"
-            self._init_ms = None
-        log(f"END RequestId: {invocation.id}\n{report}")
+        if invocation.tail is not None:
+            keep_tail(invocation.tail, lines)
+        self.capture.tail = None  # what the process writes from now on is no one's
 
     def _peak_memory_mb(self) -> int:
         """VmHWM of the process. A peak only grows, so a reading less than PEAK_READ_EVERY old
@@ -595,3 +623,6 @@ class InvokerPool:
                 invoker.kill(signal.SIGKILL)
             if pending:
                 await asyncio.wait(pending, timeout=1)
+        for invoker in self.invokers:
+            invoker.capture.drain()
+            invoker.capture.close()
