@@ -111,8 +111,8 @@ def docker_client():
 
 
 @pytest.fixture(scope="session")
-def language(runtime) -> Language:
-    return LANGUAGES[runtime.language]
+def language(runtime, ric) -> Language:
+    return ric.language(LANGUAGES[runtime.language]) if ric else LANGUAGES[runtime.language]
 
 
 @pytest.fixture(scope="session")

@@ -131,13 +131,21 @@ class OfficialClient:
     # official/<project>/: the user's Dockerfile and /var/task/bootstrap, which the samples join
     # under function/; "" for aws-lambda-go, which the Go samples are built with already.
     project: str = ""
+    # Language fields whose value this client's release answers differently, with the reason.
+    differs: tuple[tuple[str, str], ...] = ()
+
+    def language(self, language: Language) -> Language:
+        """What the language's runtime calls things, as this client calls them."""
+        return dataclasses.replace(language, **dict(self.differs))
 
 
 OFFICIAL_CLIENTS = (
     OfficialClient("awslambdaric", "python311", "python"),
     # 3.3.0, the last release that runs callback handlers such as the samples' (Node.js 4 has
     # nothing else); 4.x refuses them at init, as Lambda does from Node.js 24 on.
-    OfficialClient("aws-lambda-ric", "node22", "node"),
+    # It types an unserialisable result a plain Error ("Unable to stringify response body");
+    # Runtime.JSONStringifyError, as Lambda's Node.js runtimes have it now, came with 4.0.
+    OfficialClient("aws-lambda-ric", "node22", "node", differs=(("marshal_error", "Error"),)),
     OfficialClient("aws-lambda-java-runtime-interface-client", "java21", "java"),
     # fixtures/go is an aws-lambda-go program: the shared behaviours on go and provided are this
     # case already, named so in their ids.
