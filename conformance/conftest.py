@@ -53,10 +53,12 @@ def pytest_generate_tests(metafunc):
         and (only is None or r.language in only)
         and all(getattr(LANGUAGES[r.language], field) for field in required)
     ]
+    if "ric" not in metafunc.fixturenames:  # the test starts no sample function
+        metafunc.parametrize("runtime", runtimes, ids=[r.id for r in runtimes], scope="session")
+        return
     variants = [(r, None) for r in runtimes]
     if getattr(metafunc.module, "OFFICIAL_CLIENTS", False):
         variants = with_official_clients(runtimes)
-    ids = [f"{r.id}-{ric.package}" if ric else r.id for r, ric in variants]
     if "init_failure" in metafunc.fixturenames:
         cases = [
             (r, ric, case) for r, ric in variants for case in LANGUAGES[r.language].init_failures
@@ -65,14 +67,15 @@ def pytest_generate_tests(metafunc):
             ("runtime", "ric", "init_failure"),
             cases,
             scope="session",
-            ids=[
-                f"{i}-{case}"
-                for i, (r, ric) in zip(ids, variants)
-                for case in LANGUAGES[r.language].init_failures
-            ],
+            ids=[f"{variant_id(r, ric)}-{case}" for r, ric, case in cases],
         )
     else:
+        ids = [variant_id(r, ric) for r, ric in variants]
         metafunc.parametrize(("runtime", "ric"), variants, ids=ids, scope="session")
+
+
+def variant_id(runtime: matrix.Runtime, ric: OfficialClient | None) -> str:
+    return f"{runtime.id}-{ric.package}" if ric else runtime.id
 
 
 def with_official_clients(runtimes: list) -> list[tuple[matrix.Runtime, OfficialClient | None]]:
