@@ -8,7 +8,15 @@ from __future__ import annotations
 import docker
 import pytest
 
-from conformance.harness import HERE, LANGUAGES, Function, Language
+from conformance.harness import (
+    HERE,
+    LANGUAGES,
+    OFFICIAL_CLIENTS,
+    Function,
+    Language,
+    OfficialClient,
+    official_client_image,
+)
 from images import functions, matrix
 
 
@@ -30,7 +38,9 @@ def pytest_configure(config):
 def pytest_generate_tests(metafunc):
     """Every test that takes `runtime` runs once per available runtime, narrowed to the module's
     LANGUAGE (a name, or several), to its RUNTIME_IDS if it has them, and to languages that
-    have what a `requires` mark names.
+    have what a `requires` mark names. In a module with `OFFICIAL_CLIENTS = True`, it runs once
+    more with each of AWS's official runtime interface clients whose runtime is among them
+    (`ric`, id <runtime>-<package>).
     A test that also takes `init_failure` runs once per failure case its runtime's language has."""
     if "runtime" not in metafunc.fixturenames:
         return
@@ -46,16 +56,41 @@ def pytest_generate_tests(metafunc):
         and (only_ids is None or r.id in only_ids)
         and all(getattr(LANGUAGES[r.language], field) for field in required)
     ]
+    if "ric" not in metafunc.fixturenames:  # the test starts no sample function
+        metafunc.parametrize("runtime", runtimes, ids=[r.id for r in runtimes], scope="session")
+        return
+    variants = [(r, None) for r in runtimes]
+    if getattr(metafunc.module, "OFFICIAL_CLIENTS", False):
+        variants = with_official_clients(runtimes)
     if "init_failure" in metafunc.fixturenames:
-        cases = [(r, case) for r in runtimes for case in LANGUAGES[r.language].init_failures]
+        cases = [
+            (r, ric, case) for r, ric in variants for case in LANGUAGES[r.language].init_failures
+        ]
         metafunc.parametrize(
-            ("runtime", "init_failure"),
+            ("runtime", "ric", "init_failure"),
             cases,
             scope="session",
-            ids=[f"{r.id}-{case}" for r, case in cases],
+            ids=[f"{variant_id(r, ric)}-{case}" for r, ric, case in cases],
         )
     else:
-        metafunc.parametrize("runtime", runtimes, ids=[r.id for r in runtimes], scope="session")
+        ids = [variant_id(r, ric) for r, ric in variants]
+        metafunc.parametrize(("runtime", "ric"), variants, ids=ids, scope="session")
+
+
+def variant_id(runtime: matrix.Runtime, ric: OfficialClient | None) -> str:
+    return f"{runtime.id}-{ric.package}" if ric else runtime.id
+
+
+def with_official_clients(runtimes: list) -> list[tuple[matrix.Runtime, OfficialClient | None]]:
+    """Each runtime with its image's shim, then with the official clients tested on it; a
+    client the samples are built with already (aws-lambda-go) names the runtime's own case."""
+    variants = []
+    for r in runtimes:
+        clients = [c for c in OFFICIAL_CLIENTS if c.runtime == r.id]
+        if not any(c.project == "" for c in clients):
+            variants.append((r, None))
+        variants += [(r, c) for c in clients]
+    return variants
 
 
 def pytest_collection_modifyitems(config, items):
@@ -82,19 +117,29 @@ def docker_client():
 
 
 @pytest.fixture(scope="session")
-def language(runtime) -> Language:
-    return LANGUAGES[runtime.language]
+def language(runtime, ric) -> Language:
+    return ric.language(LANGUAGES[runtime.language]) if ric else LANGUAGES[runtime.language]
 
 
 @pytest.fixture(scope="session")
-def fixture_image(runtime, docker_client) -> str:
-    """The language's sample handlers built into a function image, as a user would."""
+def ric() -> OfficialClient | None:
+    """The bootstrap's runtime interface client: None, the image's shim, unless the test's
+    module asks for AWS's official clients too (pytest_generate_tests)."""
+    return None
+
+
+@pytest.fixture(scope="session")
+def fixture_image(runtime, ric, docker_client) -> str:
+    """The language's sample handlers built into a function image, as a user would; with an
+    official client, from that client's project in official/."""
     try:
         docker_client.images.get(runtime.image)
     except docker.errors.ImageNotFound:
         pytest.fail(
             f"image {runtime.image} is not built: run ./invoke build --runtime {runtime.id}"
         )
+    if ric and ric.project:
+        return official_client_image(docker_client, runtime, ric)
     return functions.sample_image(docker_client, runtime, "conformance")
 
 

@@ -120,6 +120,54 @@ LANGUAGES = {
 }
 
 
+@dataclass(frozen=True)
+class OfficialClient:
+    """One of AWS's runtime interface clients as the bootstrap of a language's sample functions,
+    in place of the image's shim. The shared behaviours (test_behaviours.py) run once more with
+    each, on one image; where the client and the shim differ, LANGUAGES already holds the
+    official client's behaviour."""
+
+    package: str  # as its registry names it
+    runtime: str  # the image the suite runs it on
+    # official/<project>/: the user's Dockerfile and /var/task/bootstrap, which the samples join
+    # under function/; "" for aws-lambda-go, which the Go samples are built with already.
+    project: str = ""
+    # Language fields whose value this client's release answers differently, with the reason.
+    differs: tuple[tuple[str, str], ...] = ()
+
+    def language(self, language: Language) -> Language:
+        """What the language's runtime calls things, as this client calls them."""
+        return dataclasses.replace(language, **dict(self.differs))
+
+
+OFFICIAL_CLIENTS = (
+    OfficialClient("awslambdaric", "python311", "python"),
+    # 3.3.0, the last release that runs callback handlers such as the samples' (Node.js 4 has
+    # nothing else); 4.x refuses them at init, as Lambda does from Node.js 24 on.
+    # It types an unserialisable result a plain Error ("Unable to stringify response body");
+    # Runtime.JSONStringifyError, as Lambda's Node.js runtimes have it now, came with 4.0.
+    OfficialClient("aws-lambda-ric", "node22", "node", differs=(("marshal_error", "Error"),)),
+    OfficialClient("aws-lambda-java-runtime-interface-client", "java21", "java"),
+    # fixtures/go is an aws-lambda-go program: the shared behaviours on go and provided are this
+    # case already, named so in their ids.
+    OfficialClient("aws-lambda-go", "go"),
+    OfficialClient("aws-lambda-go", "provided"),
+)
+
+
+def official_client_image(client, runtime: Runtime, official: OfficialClient) -> str:
+    """The runtime's sample functions with an official client as their bootstrap, built from
+    official/<project>/ as a user would. The samples go under function/ in the context, so
+    that the Dockerfile copies them without the build's CA file, which is at the top."""
+    samples = functions.SAMPLES_DIR / functions.SAMPLES[runtime.language].folder
+    files = functions.project_files(HERE / "official" / official.project)
+    for name, content in functions.project_files(samples).items():
+        if name != "Dockerfile":  # the shim's recipe
+            files[f"function/{name}"] = content
+    tag = f"{IMAGE_PREFIX}conformance-{runtime.id}-{official.package}"
+    return functions.build(client, tag, files, runtime.image)
+
+
 class Function(Endpoint):
     """One running container of a function image. `startup_seconds` is what one bootstrap of
     the image may take to start (Runtime.startup_seconds): the waits are sized by it."""

@@ -9,6 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+# Each behaviour runs once more with AWS's runtime interface clients as the bootstrap
+# (harness.OFFICIAL_CLIENTS): awslambdaric, aws-lambda-ric, the Java client, aws-lambda-go.
+OFFICIAL_CLIENTS = True
+
 
 def test_echo(start):
     result = start("echo").invoke({"name": "Foo"})
