@@ -353,6 +353,15 @@ def test_an_error_mid_stream_ends_it_with_the_error_in_the_trailers(start):
     function.wait_for_log('\tERROR\tInvoke Error \t{"errorType":"TypeError"', times=2)
 
 
+def test_a_streamed_error_through_the_invoke_api_is_a_function_error(start):
+    """The Invoke API answers in one piece: a stream that ended with error trailers is the
+    function's error there (X-Amz-Function-Error), not the bytes it sent before failing."""
+    result = start(handler="streaming.failsMidStream").invoke({}, path=INVOKE_API)
+    assert (result.status_code, result.headers["X-Amz-Function-Error"]) == (200, "Unhandled")
+    assert result.json()["errorType"] == "TypeError"
+    assert result.json()["errorMessage"] == "failed after the first chunk"
+
+
 def test_an_error_before_any_byte_is_a_plain_error(start):
     """Nothing streamed yet: the error is the whole answer, as a buffered handler's is."""
     result = start(handler="streaming.failsBeforeWriting").invoke({})
