@@ -26,6 +26,7 @@ ESM_SYNTAX_IN_JS_SINCE = 20  # require() of a .js with ES module syntax: Node.js
 ERROR_TRAILERS = ("lambda-runtime-function-error-type", "lambda-runtime-function-error-body")
 HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response"
 PATTERN = bytes(range(251))  # what streaming.large repeats
+MARKER_SECONDS = 30  # how long a handler waits for its marker file, then says it never came
 
 
 def major(runtime) -> int:
@@ -307,22 +308,47 @@ def trailer_error(trailers: dict[str, str]) -> dict:
     return body
 
 
+def read_first_chunk_then_release(function, answer: requests.Response, marker: str) -> None:
+    """The handler (streaming.waitsForMarker, functionUrl) writes one chunk, then waits for
+    /tmp/<marker>, made here (docker exec) only once that chunk has been read: the rest comes
+    only if the first chunk reached the client while the handler was still running."""
+    assert answer.headers["Transfer-Encoding"] == "chunked"
+    chunks = answer.iter_content(chunk_size=None)
+    first = b""
+    while len(first) < len(b"first chunk\n"):
+        first += next(chunks)
+    assert first == b"first chunk\n"
+    exit_code, output = function.container.exec_run(["touch", f"/tmp/{marker}"])
+    assert exit_code == 0, output
+    assert b"".join(chunks) == b"after the marker\n"
+
+
 def test_streamed_bytes_reach_the_client_before_the_handler_finishes(start):
-    """Checklist 21, 51: the handler writes one chunk, then waits for a file that this test
-    makes (docker exec) only once it has read that chunk, so the second chunk comes only if the
-    first reached the client while the handler was still running."""
+    """Checklist 21, 51: see read_first_chunk_then_release."""
     function = start(handler="streaming.waitsForMarker")
     marker = f"marker-{uuid.uuid4().hex}"
-    event = {"marker": marker, "seconds": 30}  # then it gives up, saying so
+    event = {"marker": marker, "seconds": MARKER_SECONDS}
     with requests.post(function.url, json=event, stream=True, timeout=60) as answer:
-        assert answer.status_code == 200
+        assert (answer.status_code, answer.headers["Content-Type"]) == (200, "text/plain")
+        read_first_chunk_then_release(function, answer, marker)
+
+
+@pytest.mark.parametrize("event_type", ["FUNCTION_URL", "HTTP_API"])
+def test_streams_behind_function_urls_take_status_headers_and_cookies_from_the_prelude(
+    start, event_type
+):
+    """Checklist 22, 79: HttpResponseStream.from's prelude becomes the answer's status,
+    headers and one Set-Cookie per cookie; the body after it streams as it is written
+    (read_first_chunk_then_release)."""
+    function = start(handler="streaming.functionUrl", EVENT_TYPE=event_type)
+    marker = f"marker-{uuid.uuid4().hex}"
+    query = f"?marker={marker}&seconds={MARKER_SECONDS}"
+    with requests.get(f"{function.url}/some/path{query}", stream=True, timeout=60) as answer:
+        assert answer.status_code == 201
         assert answer.headers["Content-Type"] == "text/plain"
-        assert answer.headers["Transfer-Encoding"] == "chunked"
-        chunks = answer.iter_content(chunk_size=None)
-        assert next(chunks) == b"first chunk\n"
-        exit_code, output = function.container.exec_run(["touch", f"/tmp/{marker}"])
-        assert exit_code == 0, output
-        assert b"".join(chunks) == b"after the marker\n"
+        assert answer.headers["X-Path"] == "/some/path"
+        assert answer.raw.headers.getlist("Set-Cookie") == ["a=1", "b=2; Path=/"]
+        read_first_chunk_then_release(function, answer, marker)
 
 
 def test_a_stream_over_6_mb_arrives_whole(start):
