@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from conformance.harness import seed_function
+from images.wait import until
 
 LANGUAGE = "node"
 INVOKE_API = "/2015-03-31/functions/function/invocations"
@@ -360,6 +361,33 @@ def test_a_stream_over_6_mb_arrives_whole(start):
     assert (answer.status_code, answer.headers["Content-Type"]) == (200, "application/octet-stream")
     assert len(answer.content) == size
     assert answer.content == (PATTERN * (size // len(PATTERN) + 1))[:size]
+
+
+def test_a_client_that_stops_reading_holds_the_handler_back(start):
+    """Backpressure: while the client reads no further, the handler's writes wait (write()
+    returns false, 'drain' comes later): it gets no further than the buffers on the way hold,
+    far from the whole stream, and goes on once the client reads again."""
+    function = start(handler="streaming.large")
+    size, progress = 128 * 1024 * 1024, f"progress-{uuid.uuid4().hex}"
+
+    def handed_to_write() -> int:
+        exit_code, output = function.container.exec_run(["cat", f"/tmp/{progress}"])
+        return int(output) if exit_code == 0 else 0
+
+    def settled(seen: list[int]):
+        seen.append(handed_to_write())
+        return len(seen) > 1 and seen[-1] == seen[-2] and seen[-1] > 0 and seen[-1]
+
+    event = {"bytes": size, "progress": progress}
+    with requests.post(function.url, json=event, stream=True, timeout=60) as answer:
+        chunks = answer.iter_content(chunk_size=64 * 1024)
+        received = len(next(chunks))
+        seen: list[int] = []
+        held_at = until("the handler to stop writing", 30, lambda: settled(seen), seen.__str__, 1)
+        assert held_at < size // 2, f"the handler wrote {held_at} of {size} bytes unread"
+        received += sum(len(chunk) for chunk in chunks)
+    assert received == size
+    assert handed_to_write() == size
 
 
 def test_an_error_mid_stream_ends_it_with_the_error_in_the_trailers(start):
