@@ -274,7 +274,10 @@ async def _whole(outcome: Outcome) -> Outcome:
         )
     except ConnectionError as error:
         return Outcome.error(502, "Runtime.MalformedResponse", str(error))
-    return Outcome(body, outcome.status, outcome.error_type, outcome.content_type)
+    # A stream that ended with error trailers failed, whatever it had sent before.
+    return outcome.stream.failure() or Outcome(
+        body, outcome.status, outcome.error_type, outcome.content_type
+    )
 
 
 async def _events(outcome: Outcome, invocation: Invocation) -> AsyncIterator[bytes]:

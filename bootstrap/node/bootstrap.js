@@ -11,12 +11,15 @@
  *
  * One file, `http` only, written in the JavaScript that Node.js 4 parses (var, function
  * expressions, no import statement), so that it runs unchanged on Node.js 4 through 22.
+ * Response streaming (awslambda.streamifyResponse) works on all of them too: a streaming
+ * handler is any function that returns a promise, an async function where node has them.
  */
 'use strict';
 
 var fs = require('fs');
 var http = require('http');
 var path = require('path');
+var stream = require('stream');
 var url = require('url');
 var util = require('util');
 
@@ -91,26 +94,76 @@ RuntimeApiClient.prototype.postInitError = function (body, errorType, done) {
 };
 
 function errorHeaders(errorType) {
-  // A header holds printable ASCII (node refuses anything else); an error's name may not be.
   return {'Content-Type': ERROR_CONTENT_TYPE,
-          'Lambda-Runtime-Function-Error-Type': String(errorType).replace(/[^\x20-\x7e]/g, '?')};
+          'Lambda-Runtime-Function-Error-Type': printable(errorType)};
+}
+
+/** A header holds printable ASCII (node refuses anything else); an error's name may not be. */
+function printable(value) {
+  return String(value).replace(/[^\x20-\x7e]/g, '?');
 }
 
 RuntimeApiClient.prototype.post = function (route, body, headers, done) {
   var self = this;
   route = API_PREFIX + route;
   this.request('POST', route, body, headers, function (response) {
-    var status = response.statusCode;
-    if (status >= 400 && status < 500) {
-      // The server refused this result (too large, stale id) and settled the invocation itself.
-      process.stderr.write('bootstrap: the Runtime API refused POST ' + route + ' with HTTP ' +
-                           status + '\n');
-    } else if (status !== 202) {
-      self.unexpected('POST', route, status);
-    }
+    self.checkPosted(route, response.statusCode);
     done();
   });
 };
+
+RuntimeApiClient.prototype.checkPosted = function (route, status) {
+  if (status >= 400 && status < 500) {
+    // The server refused this result (too large, stale id) and settled the invocation itself.
+    process.stderr.write('bootstrap: the Runtime API refused POST ' + route + ' with HTTP ' +
+                         status + '\n');
+  } else if (status !== 202) {
+    this.unexpected('POST', route, status);
+  }
+};
+
+var ERROR_TRAILERS = ['Lambda-Runtime-Function-Error-Type', 'Lambda-Runtime-Function-Error-Body'];
+
+/**
+ * A streamed result (Lambda's response streaming): the request returned takes the body as the
+ * function writes it, chunked, and an error as trailers; done(status) once the server has
+ * answered. It goes on a connection of its own: bytes already sent cannot be sent again, so a
+ * stream is never retried and must never meet a kept-alive connection that was dropped. A
+ * failure before the answer means that the server is gone.
+ */
+RuntimeApiClient.prototype.streamResponse = function (requestId, contentType, done) {
+  var self = this;
+  var route = API_PREFIX + '/invocation/' + encodeURIComponent(requestId) + '/response';
+  var answered = false;
+  var headers = {'Content-Type': contentType, 'Lambda-Runtime-Function-Response-Mode': 'streaming',
+                 'Transfer-Encoding': 'chunked', 'Trailer': ERROR_TRAILERS.join(', ')};
+  var request = http.request({host: this.host, port: this.port, method: 'POST', path: route,
+                              headers: headers, agent: false}, function (response) {
+    answered = true;
+    response.resume();
+    response.on('end', function () {
+      self.checkPosted(route, response.statusCode);
+      done(response.statusCode);
+    });
+  });
+  request.on('socket', function (socket) {
+    socket.setNoDelay(true); // each write goes out as it is made
+  });
+  request.on('error', function (error) {
+    if (!answered) { // after an answer (a refusal), the server has closed the connection
+      exitWithMessage('bootstrap: lost the Runtime API at ' + self.address + ': ' + error.message);
+    }
+  });
+  return request;
+};
+
+/** The trailers that end a stream with an error: its type, and its body as base64 JSON. */
+function errorTrailers(description) {
+  var trailers = {};
+  trailers[ERROR_TRAILERS[0]] = printable(description.errorType);
+  trailers[ERROR_TRAILERS[1]] = Buffer.from(JSON.stringify(description)).toString('base64');
+  return trailers;
+}
 
 RuntimeApiClient.prototype.request = function (method, route, body, headers, done, retried) {
   var self = this;
@@ -385,6 +438,66 @@ function loadModule(base) {
   });
 }
 
+// Where awslambda.streamifyResponse marks a handler: the official client's symbols.
+var HANDLER_STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
+var HANDLER_HIGH_WATER_MARK = Symbol.for('aws.lambda.runtime.handler.streaming.highWaterMark');
+var STREAM_RESPONSE = 'response';
+var HTTP_INTEGRATION_CONTENT_TYPE = 'application/vnd.awslambda.http-integration-response';
+var PRELUDE_DELIMITER_BYTES = 8;
+
+/**
+ * The `awslambda` global of Lambda's Node.js runtimes, there while the function loads (unless
+ * AWS_LAMBDA_NODEJS_NO_GLOBAL_AWSLAMBDA says no): streamifyResponse and HttpResponseStream.
+ */
+function installAwsLambdaGlobal() {
+  var refused = String(process.env.AWS_LAMBDA_NODEJS_NO_GLOBAL_AWSLAMBDA || '');
+  if (refused === '1' || refused === 'true') {
+    return;
+  }
+  global.awslambda = Object.assign({}, global.awslambda, {
+    streamifyResponse: function (handler, options) {
+      handler[HANDLER_STREAMING] = STREAM_RESPONSE;
+      if (options && typeof options.highWaterMark === 'number' && options.highWaterMark >= 0) {
+        handler[HANDLER_HIGH_WATER_MARK] = parseInt(options.highWaterMark, 10);
+      }
+      return handler;
+    },
+    HttpResponseStream: HttpResponseStream
+  });
+}
+
+/**
+ * Function URLs' and HTTP APIs' streamed answer: a JSON prelude (statusCode, headers, cookies),
+ * eight NUL bytes, then the body. JSON text never holds a raw NUL, so the prelude ends there.
+ */
+function HttpResponseStream() {}
+
+HttpResponseStream.from = function (responseStream, prelude) {
+  if (prelude === null || typeof prelude !== 'object') {
+    throw new TypeError('HttpResponseStream.from(responseStream, prelude): the prelude is an ' +
+                        'object such as {statusCode: 200, headers: {...}, cookies: [...]}');
+  }
+  responseStream.setContentType(HTTP_INTEGRATION_CONTENT_TYPE);
+  var json = JSON.stringify(prelude);
+  responseStream._onBeforeFirstWrite = function (write) {
+    write(json);
+    write(Buffer.alloc(PRELUDE_DELIMITER_BYTES));
+  };
+  return responseStream;
+};
+
+/** Whether the handler streams its response; a mark other than streamifyResponse's is wrong. */
+function isStreaming(handler) {
+  var mark = handler[HANDLER_STREAMING];
+  if (mark === undefined || mark === null || mark === false) {
+    return false;
+  }
+  if (mark !== STREAM_RESPONSE) {
+    throw runtimeError('Runtime.MalformedStreamingHandler', 'Only response streaming is supported.');
+  }
+  return true;
+}
+
 /** `file.fn` or `dir/file.obj.fn`, relative to the task root. */
 function loadHandler(taskRoot, name) {
   return new Promise(function (resolve) {
@@ -408,6 +521,7 @@ function loadHandler(taskRoot, name) {
       if (typeof handler !== 'function') {
         throw runtimeError('Runtime.HandlerNotFound', name + ' is not a function');
       }
+      isStreaming(handler);
       return handler;
     }));
   });
@@ -457,13 +571,19 @@ function Invocation(api, received, next) {
   });
 }
 
+/** The context's parts that can fail (the caller's JSON), added where a failure fails the
+ * invocation. */
+function addIdentities(context, headers) {
+  context.identity = parseJsonHeader(headers['lambda-runtime-cognito-identity'], 'CognitoIdentity');
+  context.clientContext = parseJsonHeader(headers['lambda-runtime-client-context'], 'ClientContext');
+}
+
 Invocation.prototype.run = function (handler) {
   var self = this;
   var headers = this.headers;
   var context = this.context;
   try {
-    context.identity = parseJsonHeader(headers['lambda-runtime-cognito-identity'], 'CognitoIdentity');
-    context.clientContext = parseJsonHeader(headers['lambda-runtime-client-context'], 'ClientContext');
+    addIdentities(context, headers);
     var result = handler(JSON.parse(this.event), context, this.callback);
     // A promise (an async handler's, or any thenable) answers when it settles.
     if (result && typeof result.then === 'function') {
@@ -515,12 +635,299 @@ Invocation.prototype.finish = function (error, result) {
   this.api.postError(this.id, JSON.stringify(description), description.errorType, this.next);
 };
 
+/** The error nobody caught (description), posted if no result was; then done(). */
+Invocation.prototype.failFatally = function (description, done) {
+  if (this.claim()) {
+    this.api.postError(this.id, JSON.stringify(description), description.errorType, done);
+  } else {
+    done();
+  }
+};
+
+// Response streaming: a handler marked by awslambda.streamifyResponse writes its result to a
+// ResponseStream, which posts it as Lambda's streaming response mode.
+
+var STREAM_CONTENT_TYPE = 'application/octet-stream';
+
+/**
+ * What a streaming handler writes its response to: a Writable whose bytes go to the Runtime API
+ * as they are written, with the Writable's backpressure (a write returns false, and calls back,
+ * once the connection has taken it). The request opens at the first write, or at the end: until
+ * then setContentType still counts. `open(contentType)` opens it.
+ */
+function ResponseStream(open, highWaterMark) {
+  var self = this;
+  stream.Writable.call(this, highWaterMark === undefined ? {} : {highWaterMark: highWaterMark});
+  this.open = open;
+  this.contentType = STREAM_CONTENT_TYPE;
+  this.request = null;
+  this.writeCalled = false; // the content type is settled
+  this.ended = false; // end() was called
+  this.sent = false; // the request has ended: the result is out
+  this.dropping = false; // the server refused the result: what is written goes nowhere
+  this.failure = null; // an error's description, sent as trailers at the end
+  this.cut = false; // destroyed before the result was out
+  this.cause = null; // the error it was destroyed with
+  this.waiting = null; // the write's callback that waits for the connection to drain
+  this.on('finish', function () {
+    self.send();
+  });
+}
+util.inherits(ResponseStream, stream.Writable);
+
+ResponseStream.prototype.setContentType = function (contentType) {
+  if (this.writeCalled) {
+    throw runtimeError('Runtime.InvalidStreamingOperation', 'Cannot set content-type, too late.');
+  }
+  if (/[^\x20-\x7e]/.test(String(contentType))) {
+    throw new TypeError('setContentType takes a media type in printable ASCII, such as text/plain');
+  }
+  this.contentType = String(contentType);
+};
+
+/** What the official client writes: strings and bytes as they are, anything else as JSON. */
+function asChunk(chunk) {
+  if (typeof chunk === 'string' || Buffer.isBuffer(chunk)) {
+    return chunk;
+  }
+  if (chunk instanceof Uint8Array) {
+    return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  }
+  return JSON.stringify(chunk);
+}
+
+ResponseStream.prototype.write = function (chunk, encoding, callback) {
+  this.writeCalled = true;
+  return stream.Writable.prototype.write.call(this, asChunk(chunk), encoding, callback);
+};
+
+ResponseStream.prototype.end = function (chunk, encoding, callback) {
+  if (typeof chunk === 'function') {
+    callback = chunk;
+    chunk = null;
+  } else if (typeof encoding === 'function') {
+    callback = encoding;
+    encoding = undefined;
+  }
+  if (chunk !== null && chunk !== undefined) {
+    this.write(chunk, encoding);
+  }
+  this.writeCalled = this.ended = true;
+  return stream.Writable.prototype.end.call(this, callback);
+};
+
+ResponseStream.prototype._write = function (chunk, encoding, callback) {
+  if (this.dropping || this.begin().write(chunk)) {
+    callback();
+  } else {
+    this.waiting = callback;
+  }
+};
+
+/** The request, opened with its prelude (HttpResponseStream.from's) on first use. */
+ResponseStream.prototype.begin = function () {
+  var self = this;
+  if (!this.request) {
+    this.request = this.open(this.contentType);
+    this.request.on('drain', function () {
+      self.release();
+    });
+    if (typeof this._onBeforeFirstWrite === 'function') {
+      this._onBeforeFirstWrite(function (bytes) {
+        self.request.write(asChunk(bytes));
+      });
+    }
+  }
+  return this.request;
+};
+
+ResponseStream.prototype.release = function () {
+  var callback = this.waiting;
+  this.waiting = null;
+  if (callback) {
+    callback();
+  }
+};
+
+/** The server has refused the result: what is still written is dropped. */
+ResponseStream.prototype.drop = function () {
+  this.dropping = true;
+  this.release();
+};
+
+/** Ends the request: the rest of the body has gone, then the error's trailers if it failed. */
+ResponseStream.prototype.send = function () {
+  if (this.sent) {
+    return;
+  }
+  this.sent = true;
+  var request = this.begin();
+  if (this.failure) {
+    request.addTrailers(errorTrailers(this.failure));
+  }
+  request.end();
+};
+
+/** Ends the stream with an error, after what was written; false once the result is out. */
+ResponseStream.prototype.fail = function (description) {
+  if (this.sent) {
+    return false;
+  }
+  this.failure = this.failure || description;
+  if (this.cut) {
+    this.send(); // a destroyed Writable finishes no more
+  } else if (!this.ended) {
+    this.end();
+  }
+  return true;
+};
+
+/**
+ * destroy(), from Node.js 8 (a pipeline's, when its source fails): what is still buffered is
+ * dropped, and the invocation ends the request once the handler has settled, with its error or
+ * else the one given here (none if the stream had been ended).
+ */
+ResponseStream.prototype._destroy = function (error, callback) {
+  if (!this.sent) {
+    this.cut = true;
+    this.cause = error || (this.ended ? null : runtimeError('Runtime.InvalidStreamingOperation',
+                                                            'The response stream was destroyed ' +
+                                                            'before it ended'));
+  }
+  this.release();
+  callback(null); // the error goes to the caller, not to an 'error' event nobody may listen to
+};
+
+/**
+ * One event handled by a streaming handler, handler(event, responseStream, context), which
+ * returns a promise. The next event is taken once the promise has settled and the server has
+ * answered the streamed result (or the error posted when nothing had been written).
+ */
+function StreamingInvocation(api, received, next, highWaterMark) {
+  var self = this;
+  this.api = api;
+  this.headers = received.headers;
+  this.id = received.requestId;
+  this.event = received.event;
+  this.next = next;
+  this.settled = false; // the handler is done (its promise settled, or it failed)
+  this.answered = false; // the server has answered the result
+  this.failed = false; // an error has been sent, or was too late to be
+  this.proceeded = false;
+  this.exit = null; // after an error nobody caught: what happens instead of the next event
+  this.onIdle = function () {
+    self.fail(runtimeError('Runtime.NodeJsExit', 'The event loop became empty before the ' +
+                           "handler's promise settled: nothing is left that could settle it"));
+  };
+  this.context = makeContext(this.id, this.headers, function (error) {
+    if (error !== undefined && error !== null) {
+      self.fail(error);
+    }
+  });
+  this.stream = new ResponseStream(function (contentType) {
+    return api.streamResponse(self.id, contentType, function (status) {
+      if (status !== 202) {
+        self.stream.drop();
+      }
+      self.answer();
+    });
+  }, highWaterMark);
+}
+
+StreamingInvocation.prototype.run = function (handler) {
+  var self = this;
+  try {
+    addIdentities(this.context, this.headers);
+    var result = handler(JSON.parse(this.event), this.stream, this.context);
+  } catch (error) {
+    this.fail(error);
+    return;
+  }
+  if (!result || typeof result.then !== 'function') {
+    this.fail(runtimeError('Runtime.MalformedStreamingHandler', 'Streaming does not support ' +
+                           'non-async handlers: the handler given to awslambda.streamifyResponse ' +
+                           'must return a promise, as an async function does'));
+    return;
+  }
+  result.then(function (value) {
+    if (value !== undefined) {
+      console.warn('Streaming handlers ignore return values.');
+    }
+    self.settled = true;
+    self.onIdle = function () {
+      self.fail(new Error('Response stream is not finished.'));
+    };
+    var stream = self.stream;
+    if (stream.cut && stream.cause) {
+      self.fail(stream.cause);
+    } else if (stream.cut) {
+      stream.send();
+    }
+    self.proceed();
+  }, function (error) {
+    self.fail(error);
+  });
+};
+
+/** The handler failed: the error goes out as the stream's trailers, or posted if nothing was. */
+StreamingInvocation.prototype.fail = function (error) {
+  var description = describeError(error);
+  logError('Invoke Error', description);
+  this.settled = true;
+  this.sendError(description);
+};
+
+/** The first error is the one the caller gets. */
+StreamingInvocation.prototype.sendError = function (description) {
+  var self = this;
+  var stream = this.stream;
+  if (this.failed) {
+    return;
+  }
+  this.failed = true;
+  if (!stream.request) { // nothing written: a plain error result, which the caller sees whole
+    stream.drop();
+    stream.sent = true;
+    this.api.postError(this.id, JSON.stringify(description), description.errorType, function () {
+      self.answer();
+    });
+  } else if (!stream.fail(description)) {
+    console.warn('Invocation ' + this.id + ' has streamed its whole result: a later error is ' +
+                 'only logged');
+    this.proceed();
+  }
+};
+
+StreamingInvocation.prototype.answer = function () {
+  this.answered = true;
+  this.proceed();
+};
+
+StreamingInvocation.prototype.proceed = function () {
+  if (this.proceeded || !this.settled || !this.answered) {
+    return;
+  }
+  this.proceeded = true;
+  current = null;
+  (this.exit || this.next)();
+};
+
+StreamingInvocation.prototype.failFatally = function (description, done) {
+  this.exit = done;
+  this.settled = true;
+  this.sendError(description);
+  this.proceed(); // at once if the result is out already
+};
+
 /** Takes the next event, hands it to the function, and carries on once the answer is posted. */
 function serveOne(api, handler) {
   api.nextInvocation(function (received) {
-    var invocation = new Invocation(api, received, function () {
+    var next = function () {
       serveOne(api, handler);
-    });
+    };
+    var invocation = isStreaming(handler)
+      ? new StreamingInvocation(api, received, next, handler[HANDLER_HIGH_WATER_MARK])
+      : new Invocation(api, received, next);
     current = invocation;
     currentRequestId = invocation.id;
     var traceId = received.headers['lambda-runtime-trace-id'];
@@ -555,8 +962,8 @@ function main() {
     var invocation = current;
     if (!loaded) {
       api.postInitError(JSON.stringify(description), description.errorType, exit);
-    } else if (invocation && invocation.claim()) {
-      api.postError(invocation.id, JSON.stringify(description), description.errorType, exit);
+    } else if (invocation) {
+      invocation.failFatally(description, exit);
     } else {
       exit();
     }
@@ -574,6 +981,7 @@ function main() {
     }
   });
 
+  installAwsLambdaGlobal();
   loadHandler(taskRoot, process.env._HANDLER || '').then(function (handler) {
     loaded = true;
     serveOne(api, handler);
