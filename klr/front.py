@@ -118,8 +118,6 @@ class FrontDoor:
     def _invoke_api(self, request: Request, name: str) -> Response | Deferred:
         """Lambda's Invoke API, as the AWS SDKs, the CLI and the emulator call it."""
         invocation, invocation_type = self._api_invocation(request, name, INVOCATION_TYPES)
-        if _log_type(request) == "Tail" and invocation_type == "RequestResponse":
-            invocation.tail = bytearray()
         headers = [
             ("X-Amzn-RequestId", invocation.id),
             ("X-Amz-Executed-Version", self.settings.function_version),
@@ -136,8 +134,7 @@ class FrontDoor:
             if outcome.failed:
                 headers.append(("X-Amz-Function-Error", "Unhandled"))
             if invocation.tail is not None:
-                tail = base64.b64encode(invocation.tail[-TAIL_BYTES:]).decode()
-                headers.append(("X-Amz-Log-Result", tail))
+                headers.append(("X-Amz-Log-Result", _log_result(invocation)))
             return Response(200, outcome.body, headers)
 
         return self._answer(invocation, invoke_answer, streams=False)
@@ -181,6 +178,8 @@ class FrontDoor:
             )
         invocation = self._invocation(request, json_event(request.body))
         invocation.client_context = _client_context(request.header("x-amz-client-context"))
+        if _log_type(request) == "Tail" and invocation_type == "RequestResponse":
+            invocation.tail = bytearray()  # its own log lines, kept for the answer
         return invocation, invocation_type
 
     def _invocation(self, request: Request, event: bytes) -> Invocation:
@@ -287,7 +286,7 @@ async def _events(outcome: Outcome, invocation: Invocation) -> AsyncIterator[byt
     if outcome.stream is None:
         if not outcome.failed:
             yield _payload_chunk(outcome.body)
-        yield _invoke_complete(outcome if outcome.failed else None)
+        yield _invoke_complete(invocation, outcome if outcome.failed else None)
         return
     try:
         async for chunk in outcome.stream:
@@ -296,18 +295,19 @@ async def _events(outcome: Outcome, invocation: Invocation) -> AsyncIterator[byt
     except ConnectionError as error:
         cut_short = await invocation.why_cut_short(CUT_SHORT_WAIT_SECONDS)
         yield _invoke_complete(
-            cut_short or Outcome.error(502, "Runtime.MalformedResponse", str(error))
+            invocation, cut_short or Outcome.error(502, "Runtime.MalformedResponse", str(error))
         )
         return
-    yield _invoke_complete(outcome.stream.error())
+    yield _invoke_complete(invocation, outcome.stream.error())
 
 
 def _payload_chunk(payload: bytes) -> bytes:
     return eventstream.event("PayloadChunk", "application/octet-stream", payload)
 
 
-def _invoke_complete(error: Outcome | None) -> bytes:
-    """InvokeComplete: ErrorCode is the error's type, ErrorDetails its message."""
+def _invoke_complete(invocation: Invocation, error: Outcome | None) -> bytes:
+    """InvokeComplete: ErrorCode is the error's type, ErrorDetails its message; LogResult the
+    log's tail when it was asked for (a streamed result's END and REPORT come after it)."""
     fields = {}
     if error is not None:
         error_type, message = error.error_type, error.body.decode(errors="replace")
@@ -319,7 +319,14 @@ def _invoke_complete(error: Outcome | None) -> bytes:
             error_type = _text(document.get("errorType")) or error_type
             message = _text(document.get("errorMessage")) or message
         fields = {"ErrorCode": error_type, "ErrorDetails": message}
+    if invocation.tail is not None:
+        fields["LogResult"] = _log_result(invocation)
     return eventstream.event("InvokeComplete", "application/json", json.dumps(fields).encode())
+
+
+def _log_result(invocation: Invocation) -> str:
+    """The last TAIL_BYTES of the invocation's log, base64, as X-Amz-Log-Result carries it."""
+    return base64.b64encode(invocation.tail[-TAIL_BYTES:]).decode()
 
 
 def _text(value: object) -> str:

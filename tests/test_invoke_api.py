@@ -140,6 +140,19 @@ def test_a_whole_result_is_one_payload_chunk_then_invoke_complete(start_server):
     assert events[1] == {"InvokeComplete": {}}
 
 
+def test_log_type_tail_puts_the_invocations_log_in_invoke_complete(start_server):
+    """checklists 68 and 71: LogType=Tail on the stream route: InvokeComplete's LogResult is
+    the base64 tail of that invocation's own log."""
+    server = start_server("handler.log")
+    answer, events = stream_events(server, {"marker": "streamed-tail"}, LogType="Tail")
+    request_id = answer["ResponseMetadata"]["RequestId"]
+    log = base64.b64decode(events[-1]["InvokeComplete"]["LogResult"]).decode()
+    assert f"START RequestId: {request_id}" in log
+    assert "log to stdout: streamed-tail" in log and "log to stderr: streamed-tail" in log
+    _, untailed = stream_events(server, {"marker": "no-tail"})
+    assert "LogResult" not in untailed[-1]["InvokeComplete"]
+
+
 @pytest.mark.parametrize(
     "handler, env, event, error_code, details",
     [
