@@ -274,7 +274,7 @@ async def _whole(outcome: Outcome) -> Outcome:
     except ConnectionError as error:
         return Outcome.error(502, "Runtime.MalformedResponse", str(error))
     # A stream that ended with error trailers failed, whatever it had sent before.
-    return outcome.stream.failure() or Outcome(
+    return outcome.stream.error() or Outcome(
         body, outcome.status, outcome.error_type, outcome.content_type
     )
 

@@ -241,12 +241,6 @@ class _Relay:
             else:
                 self.relayed.set_exception(error)
 
-    def failure(self) -> Outcome | None:
-        """The error the runtime's trailers reported, once the body has ended; None if none."""
-        if not self._request.trailers.get(ERROR_TRAILERS[0]):
-            return None
-        return RuntimeApi._error_outcome(self._request)
-
     def trailers(self) -> list[tuple[str, str]]:
         """The runtime's error trailers, passed on to the caller, or the server's own for a
         stream cut off at the limit."""
