@@ -325,3 +325,16 @@ def test_a_failed_event_invocation_is_logged(start_server):
     logs = server.wait_for_log("Asynchronous invocation failed")
     line = next(line for line in logs.splitlines() if "Asynchronous invocation failed" in line)
     assert "ValueError" in line and '{\\"job\\": \\"nightly\\"}' in line
+
+
+def test_a_streamed_error_through_the_invoke_route_is_a_function_error(streaming):
+    """checklists 12 and 66: a streamed result that ends with error trailers, read whole by
+    the Invoke route, is the function's error, not the bytes sent before it failed."""
+    server = streaming()
+    answer = server.invoke(
+        {"steps": [{"send": "partial"}], "end": "trailers"},
+        path="/2015-03-31/functions/function/invocations",
+    )
+    assert answer.status_code == 200
+    assert answer.headers["X-Amz-Function-Error"] == "Unhandled"
+    assert answer.json() == {"errorType": "BrokenPipeline", "errorMessage": "the third part failed"}
