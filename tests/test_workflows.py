@@ -7,9 +7,10 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
-from images import REPO_ROOT, matrix
+from images import REPO_ROOT, UserError, downloads, matrix
 
 WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
 RENOVATE = REPO_ROOT / "renovate.json"
@@ -208,3 +209,19 @@ def test_renovate_finds_every_download_of_the_matrix_once_with_its_registry_name
         assert (field("datasource"), field("depName"), field("currentValue")) == expected(
             download, manager
         )
+
+
+def test_a_download_renovate_moved_fails_its_build_naming_the_sha256_to_put_in_the_row(
+    tmp_path, monkeypatch
+):
+    """Renovate changes a row's version, not its sha256: the real registry's file is then refused
+    with a message that gives both checksums."""
+    monkeypatch.setattr(downloads, "CACHE", tmp_path)
+    pip = next(
+        d for r in matrix.load().runtimes.values() for d in r.downloads if d.registry == "pypi"
+    )
+    stale = matrix.Download(pip.registry, pip.package, "0" * 64)
+    with pytest.raises(UserError) as refused:
+        downloads.fetch(stale)
+    assert f"has sha256 {pip.sha256}" in str(refused.value)
+    assert f"expects {stale.sha256}" in str(refused.value)
