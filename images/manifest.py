@@ -1,7 +1,7 @@
 """The Knative Service (serving.knative.dev/v1) that runs a user's function image on KLR.
 
 `service` builds it as a plain dict from the options of `./invoke manifest`, `render` writes it
-as YAML. Every value comes from what the server reads (klr/config.py), so the Service and the
+as YAML. The values come from the server's own settings (klr/config.py), so the Service and the
 server agree: Knative sends a pod at most INVOKER_COUNT requests at a time, and the server has
 exactly that many bootstraps to run them.
 """
@@ -28,7 +28,8 @@ MIN_TIMEOUT, MAX_TIMEOUT = 1, 900
 # server's when a bootstrap takes the invocation, and the server then needs a moment to stop the
 # bootstrap and answer. With the two equal, Knative's bare 504 would win the race; a margin lets
 # the function's own timeout error (Sandbox.Timedout, or the event mode's answer) reach the
-# caller. Two seconds leave room for a pod short of CPU.
+# caller. Two seconds leave room for a pod short of CPU. (They cover the hand-over, not a queue:
+# a request that waited in queue-proxy for a free invoker has that much less of Knative's time.)
 TIMEOUT_MARGIN_SECONDS = 2
 # Knative's default max-revision-timeout-seconds (config-defaults); a cluster can raise it.
 KNATIVE_MAX_TIMEOUT_SECONDS = 600
