@@ -15,6 +15,7 @@ from images import REPO_ROOT, UserError, functions, host, matrix, publish, repor
 from images import bench as bench_images
 from images import build as builder
 from images import docs as readme
+from images import manifest as knative_service
 from images import peers as bench_peers
 from images.peers_report import write as write_peers_report
 
@@ -191,6 +192,43 @@ def push(c, runtime=None):
         pushed = [(r.image, ref) for r in todo for ref in publish.push(client, r, m.publish, date)]
     print()
     print(report.table(("image", "pushed as"), pushed))
+
+
+@task(
+    # Flags only, so that `./invoke manifest --help` is help, not an image named --help.
+    positional=[],
+    help={
+        "image": "the function image as pushed to your registry, e.g. registry.example.com/team/hello:1.0",
+        "name": "the Service's name (default: the image's name)",
+        "invokers": "requests a pod runs at once: INVOKER_COUNT and containerConcurrency "
+        f"(default {knative_service.DEFAULT_INVOKERS})",
+        "timeout": f"the function's timeout in seconds (default {knative_service.DEFAULT_TIMEOUT})",
+        "event-type": "EVENT_TYPE, the AWS service the function expects in front of it "
+        "(default RAW)",
+    },
+)
+def manifest(c, image=None, name=None, invokers=None, timeout=None, event_type="RAW"):
+    """Print a Knative Service for a function image, for kubectl apply -f."""
+    with _user_errors():
+        if image is None:
+            raise UserError("--image is required: the function image you pushed to your registry")
+        service = knative_service.service(
+            image,
+            name,
+            invokers=_whole_number("--invokers", invokers, knative_service.DEFAULT_INVOKERS),
+            timeout=_whole_number("--timeout", timeout, knative_service.DEFAULT_TIMEOUT),
+            event_type=event_type,
+        )
+    print(knative_service.render(service), end="")
+
+
+def _whole_number(option: str, value: str | None, default: int) -> int:
+    # Parsed here, not by invoke: its own conversion of a bad value ends in a traceback.
+    if value is None:
+        return default
+    if not value.strip().isdigit():
+        raise UserError(f"{option} must be a whole number, got {value!r}")
+    return int(value)
 
 
 @task
