@@ -95,6 +95,7 @@ def build(
     else:
         exact, lines = label(client, runtime, publish, built)
         result.what = f"{runtime.language} {exact}"
+        result.seconds = time.monotonic() - started
         result.changes = sbom.summary(lines)
         result.size_mb = size_mb(client, runtime.image)
     return result

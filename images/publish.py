@@ -233,6 +233,10 @@ def push(
         published = published_sbom(registry, [runtime.version, "latest"])
         if published and sbom.same_contents(published, built):
             return [(f"{repository}:{runtime.version}", "unchanged")]
+        changes = sbom.changes(published, built) if published else ["nothing published yet"]
+        print(f"{repository}: {len(changes)} change(s) since the published SBOM", flush=True)
+        for line in changes:
+            print(f"  {line}", flush=True)
         pushed = [
             (f"{repository}:{tag}", _push_tag(client, runtime, repository, tag)) for tag in tags
         ]
