@@ -219,11 +219,16 @@ def push(
         ) from None
     exact = labels.get("org.opencontainers.image.version")
     path = sbom.sbom_file(runtime)
-    document = path.read_bytes() if path.exists() else b""
-    built = json.loads(document) if document else {}
-    if not exact or built.get("metadata", {}).get("component", {}).get("version") != exact:
+    if not exact or not path.exists():
         raise UserError(
-            f"{runtime.image} and {path} do not belong together (an older build?); "
+            f"{runtime.image} has no {'SBOM ' + str(path) if exact else 'version label'}; "
+            f"it was built by another checkout or an older KLR: run ./invoke build --runtime {runtime.id}"
+        )
+    document = path.read_bytes()
+    built = json.loads(document)
+    if built["metadata"]["component"]["version"] != exact:
+        raise UserError(
+            f"{path} is not the SBOM of {runtime.image} (version {exact}); "
             f"run ./invoke build --runtime {runtime.id} again"
         )
     repository = publish.repository(runtime)
@@ -250,8 +255,8 @@ def push(
         ) from None
     return [
         *pushed,
-        (f"{repository}@{artifact} (SBOM)", artifact),
-        (f"{repository}:{referrers_tag(image.digest)} (referrers)", index),
+        (f"{repository} (its SBOM)", artifact),
+        (f"{repository}:{referrers_tag(image.digest)} (the referrers tag)", index),
     ]
 
 
