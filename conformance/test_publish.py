@@ -25,17 +25,6 @@ RUNTIME_IDS = ["python311"]  # one small image stands for all: publishing is the
 OWNER = "test"
 REGISTRY_START_SECONDS = 60
 PUSH_SECONDS = 600
-OCI_LABELS = (
-    "source",
-    "revision",
-    "created",
-    "version",
-    "licenses",
-    "title",
-    "description",
-    "base.name",
-    "base.digest",
-)
 MANIFEST_ACCEPT = ", ".join(
     (OCI_MANIFEST, OCI_INDEX, "application/vnd.docker.distribution.manifest.v2+json")
 )
@@ -167,13 +156,11 @@ def test_push_tags_the_image_by_its_exact_and_row_versions(published, runtime, d
 def test_the_image_pulled_by_digest_runs_with_all_its_labels(published, runtime, docker_client):
     repository, _ = published
     ref = f"{repository.ref}@{repository.digest(runtime.version)}"
-    pulled = docker_client.images.pull(ref)
-    labels = pulled.labels
-    for name in OCI_LABELS:
-        assert labels.get(f"org.opencontainers.image.{name}"), name
+    labels = docker_client.images.pull(ref).labels
+    # Every label of the build (test_image.py checks them) comes back from the registry.
+    assert labels == docker_client.images.get(runtime.image).labels
     assert labels["org.opencontainers.image.version"] == exact_version(docker_client, runtime)
     assert labels["org.opencontainers.image.title"] == runtime.published_name
-    assert labels["klr.runtime"] == runtime.id
     files = functions.project_files(functions.SAMPLES_DIR / functions.SAMPLES["python"].folder)
     image = functions.build(docker_client, f"{matrix.IMAGE_PREFIX}pulled-{runtime.id}", files, ref)
     function = run_function(docker_client, runtime, image, _HANDLER="handler.echo")
