@@ -5,8 +5,8 @@ version describes the same contents.
 The image goes through the engine (docker push); the SBOM through the registry's HTTP API
 (the OCI distribution spec), as a manifest whose `subject` is the image's manifest. Registries
 without the referrers API (distribution 2.8, Debian's docker-registry) find it by the spec's
-referrers tag schema: an image index tagged sha256-<hex of the image manifest's digest>, which
-clients such as oras and cosign also read.
+referrers tag schema: an image index tagged sha256-<hex of the image manifest's digest>, where
+OCI 1.1 clients (oras discover) look when a registry has no referrers API.
 """
 
 import base64

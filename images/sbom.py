@@ -21,7 +21,7 @@ import docker
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from images import REPO_ROOT
+from images import REPO_ROOT, UserError
 from images.functions import TEST_LABELS
 from images.matrix import Download, Runtime
 
@@ -124,9 +124,15 @@ def git_commit_time() -> datetime.datetime:
 
 
 def _git(*args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    done = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise UserError(
+            f"git {' '.join(args)} failed in {REPO_ROOT}: {done.stderr.strip()}; images are "
+            "labelled with the commit they are built from: build from a git checkout"
+        )
+    return done.stdout.strip()
 
 
 def document(
