@@ -210,6 +210,7 @@ def test_a_changed_shim_is_republished(published, runtime, registry, docker_clie
         assert changes.startswith("first build")  # the copy has no earlier build of its own
         output = invoke(copy, registry, "push", "--runtime", runtime.id, prefix=prefix)
         assert "unchanged" not in output
+        assert "1 change(s) since the published SBOM:\n  changed klr-shim-python " in output
         after = repository.digest(runtime.version)
         assert after != before
         built = copy / "build" / f"{prefix}{runtime.id}" / "sbom.cdx.json"

@@ -238,10 +238,12 @@ def push(
         published = published_sbom(registry, [runtime.version, "latest"])
         if published and sbom.same_contents(published, built):
             return [(f"{repository}:{runtime.version}", "unchanged")]
-        changes = sbom.changes(published, built) if published else ["nothing published yet"]
-        print(f"{repository}: {len(changes)} change(s) since the published SBOM", flush=True)
-        for line in changes:
-            print(f"  {line}", flush=True)
+        if published:
+            changes = sbom.changes(published, built)
+            print(f"{repository}: {len(changes)} change(s) since the published SBOM:", flush=True)
+            print("".join(f"  {line}\n" for line in changes), end="", flush=True)
+        else:
+            print(f"{repository}: no SBOM published for :{runtime.version} yet", flush=True)
         pushed = [
             (f"{repository}:{tag}", _push_tag(client, runtime, repository, tag)) for tag in tags
         ]
