@@ -116,3 +116,10 @@ def test_the_change_list_names_what_was_added_removed_and_changed():
 def test_the_change_summary_is_short():
     assert sbom.summary([]) == "no changes"
     assert sbom.summary(["added a 1", "removed b 2"]) == "2 changes: added a 1, ..."
+
+
+def test_a_document_cyclonedx_does_not_allow_is_refused():
+    doc = document()
+    doc["components"][0]["type"] = "snack"
+    with pytest.raises(ValueError, match="not valid CycloneDX"):
+        sbom.validate(doc)
