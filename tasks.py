@@ -183,15 +183,20 @@ def docs(c, check=False):
 
 @task(iterable=["runtime"], help={"runtime": RUNTIME_HELP})
 def push(c, runtime=None):
-    """Push as <registry>/<owner>/klr-<id>, tagged latest and YYYYMMDD."""
+    """Push as <registry>/<owner>/klr-<id> under its version tags, with its SBOM; an image whose
+    published SBOM describes the same contents is left as it is ("unchanged")."""
     with _user_errors():
         m = matrix.load()
         todo = _available(m.select(runtime))
         client = host.ensure_docker()
         date = publish.today()
-        pushed = [(r.image, ref) for r in todo for ref in publish.push(client, r, m.publish, date)]
+        pushed = [
+            (r.image, ref, digest)
+            for r in todo
+            for ref, digest in publish.push(client, r, m.publish, date)
+        ]
     print()
-    print(report.table(("image", "pushed as"), pushed))
+    print(report.table(("image", "pushed as", "digest"), pushed))
 
 
 @task(

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import testinfra
 
+from images import sbom
 from images.bench import VERSION_PROBES
+
+OCI_LABELS = (
+    "source",
+    "revision",
+    "created",
+    "version",
+    "licenses",
+    "title",
+    "description",
+    "base.name",
+    "base.digest",
+)
 
 
 @pytest.fixture
@@ -45,11 +60,34 @@ def test_lambda_layout(host, runtime):
     assert host.file("/tmp").mode == 0o1777
 
 
-def test_language_version(host, runtime):
-    """The exact version `invoke bench` reports (and the README shows) is the row's version."""
+def test_language_version(host, runtime, docker_client):
+    """The exact version `invoke bench` reports (and the README shows) is the row's version,
+    and the one the build labelled and tagged the image with (read from its packages)."""
     output = host.run(VERSION_PROBES[runtime.language])
     assert output.rc == 0, output.stderr
     assert runtime.version in output.stdout
+    labelled = docker_client.images.get(runtime.image).labels["org.opencontainers.image.version"]
+    if runtime.language == "provided":  # the probe names the suite; the label, its release
+        assert labelled == host.file("/etc/debian_version").content_string.strip()
+    else:  # pypy7.3.5 or jruby9.2.21.0 is "... on PyPy 7.3.5", "... on JRuby 9.2.21.0"
+        assert labelled.removeprefix("pypy").removeprefix("jruby") in output.stdout
+
+
+def test_every_oci_label_is_set_and_the_sbom_is_beside_the_image(docker_client, runtime):
+    labels = docker_client.images.get(runtime.image).labels
+    for name in OCI_LABELS:
+        assert labels.get(f"org.opencontainers.image.{name}"), name
+    assert labels["org.opencontainers.image.base.name"] == runtime.base_image
+    assert (
+        labels["org.opencontainers.image.base.digest"]
+        == docker_client.images.get(runtime.base_image).id
+    )
+    document = json.loads(sbom.sbom_file(runtime).read_text())
+    assert (
+        document["metadata"]["component"]["version"] == labels["org.opencontainers.image.version"]
+    )
+    (commit,) = document["metadata"]["properties"]
+    assert commit["value"] == labels["org.opencontainers.image.revision"]
 
 
 def test_runtime_api_listens_on_loopback_only(host):

@@ -5,8 +5,9 @@ host     the host's prerequisites: a running Docker engine, mmdebstrap
 rootfs   the Debian base root filesystems, imported as klr-base:<suite>
 downloads  packages from registries (node, npm, pip, Go, JRuby), fetched on the host and checked
 build    building, inspecting and removing the klr-* images
+sbom     what a built image holds (CycloneDX SBOM), its exact version and what changed
 bench    measuring the images serving a function
-publish  tagging and pushing them to the configured registry
+publish  pushing them, tagged and with their SBOM, to the configured registry
 report   the summary tables the tasks print
 """
 

@@ -7,14 +7,16 @@ the row's downloads.
 """
 
 import collections
+import datetime
 import io
+import json
 import tarfile
 import time
 from dataclasses import dataclass
 
 import docker
 
-from images import REPO_ROOT, downloads, report
+from images import REPO_ROOT, downloads, report, sbom
 from images.functions import TEST_LABELS
 from images.matrix import BASE_REPOSITORY, IMAGE_PREFIX, MATRIX_FILE, Publish, Runtime
 
@@ -36,46 +38,46 @@ class Result:
     size_mb: float | None = None
     outcome: str = "built"
     failed: bool = False
+    changes: str = "-"
 
-    HEADERS = ("image", "contents", "size MB", "seconds", "result")
+    HEADERS = ("image", "contents", "size MB", "seconds", "result", "changes since last build")
 
     @classmethod
     def unavailable(cls, runtime: Runtime) -> "Result":
         return cls(runtime.image, _contents(runtime), outcome=f"unavailable: {runtime.unavailable}")
 
-    def row(self) -> tuple[str, str, str | None, str | None, str]:
+    def row(self) -> tuple[str, str, str | None, str | None, str, str]:
         return (
             self.image,
             self.what,
             report.megabytes(self.size_mb),
             report.seconds(self.seconds),
             self.outcome,
+            self.changes,
         )
 
 
 def build(
     client: docker.APIClient, runtime: Runtime, publish: Publish, verbose: bool = False
 ) -> Result:
-    """Build klr-<id> from its row, printing step lines (or everything when verbose)."""
+    """Build klr-<id> from its row, printing step lines (or everything when verbose); then
+    its SBOM and change list in build/<image>/, and its labels in a last step of their own."""
     print(f"Building {runtime.image} ({runtime.language} {runtime.version})", flush=True)
     started = time.monotonic()
     recent: collections.deque[str] = collections.deque(maxlen=FAILURE_CONTEXT_LINES)
-    error = ""
+    error, built = "", ""
     try:
         for event in client.build(
             fileobj=context(runtime),
             custom_context=True,
-            tag=f"{runtime.image}:latest",
             buildargs=runtime.build_args,
-            labels={
-                "org.opencontainers.image.source": publish.source,
-                "klr.runtime": runtime.id,
-                "klr.version": runtime.version,
-            },
+            # klr.runtime here too: `invoke clean` finds the untagged layers by it.
+            labels=klr_labels(runtime),
             rm=True,
             decode=True,
         ):
             error = event.get("error", error)
+            built = event.get("aux", {}).get("ID", built)
             for line in event.get("stream", "").splitlines():
                 recent.append(line)
                 if verbose:
@@ -91,8 +93,61 @@ def build(
         print(f"  [{runtime.id}] FAILED: {error.strip()}", flush=True)
         result.outcome, result.failed = f"FAILED: {error.strip().splitlines()[-1]}", True
     else:
+        exact, lines = label(client, runtime, publish, built)
+        result.what = f"{runtime.language} {exact}"
+        result.seconds = time.monotonic() - started
+        result.changes = sbom.summary(lines)
         result.size_mb = size_mb(client, runtime.image)
     return result
+
+
+def klr_labels(runtime: Runtime) -> dict[str, str]:
+    return {"klr.runtime": runtime.id, "klr.version": runtime.version}
+
+
+def label(
+    client: docker.APIClient, runtime: Runtime, publish: Publish, built: str
+) -> tuple[str, list[str]]:
+    """Write the SBOM of the built layers, then tag them as <image>:latest with the OCI labels,
+    added by a build of their own that makes no layer: the revision and the exact version
+    change more often than any layer, and there they invalidate no layer's cache. The exact
+    version and the change lines."""
+    files = sbom.image_files(client, built, ["/var/lib/dpkg/status", "/etc/debian_version"])
+    packages = sbom.installed_packages(files["/var/lib/dpkg/status"])
+    debian_version = files["/etc/debian_version"].strip()
+    exact = sbom.exact_version(runtime, packages, debian_version)
+    revision = sbom.git_revision()
+    lines = sbom.write(runtime, sbom.document(runtime, exact, packages, debian_version, revision))
+    base = client.inspect_image(runtime.base_image)
+    # `created` is the later of the commit's time and the base's, not the clock's, so that a
+    # rebuild of the same commit on the same base gives the same labels and stays cached.
+    created = max(
+        sbom.git_commit_time(), datetime.datetime.fromisoformat(base["Created"])
+    ).astimezone(datetime.UTC)
+    oci = {
+        "source": publish.source,
+        "revision": revision,
+        "created": created.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "version": exact,
+        "licenses": sbom.LICENSE,
+        "title": runtime.published_name,
+        "description": (
+            f"AWS Lambda's {runtime.language} {runtime.version} runtime ({exact}) for "
+            f"unchanged Lambda functions, on Debian {runtime.suite}"
+        ),
+        "base.name": runtime.base_image,
+        "base.digest": base["Id"],
+    }
+    labels = {f"org.opencontainers.image.{k}": v for k, v in oci.items()}
+    recipe = f"FROM {built}\nLABEL " + " ".join(
+        f"{json.dumps(k)}={json.dumps(v)}" for k, v in sorted(labels.items())
+    )
+    for event in client.build(
+        fileobj=io.BytesIO(recipe.encode()), tag=f"{runtime.image}:latest", rm=True, decode=True
+    ):
+        if "error" in event:
+            raise docker.errors.APIError(f"labelling {runtime.image}: {event['error']}")
+    return exact, lines
 
 
 def dockerfile(runtime: Runtime) -> str:

@@ -31,6 +31,7 @@ BUILD_FIELDS = ("suite",)
 DOWNLOAD_REGISTRIES = ("npm", "pypi", "go", "maven")
 PUBLISH_FIELDS = ("registry", "owner", "source")
 ID_PATTERN = re.compile(r"[a-z][a-z0-9]*")
+TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # the registry's own rule
 # klr-<id>, the names images are documented and published under; KLR_IMAGE_PREFIX renames the
 # images a checkout builds and tests, so that two checkouts on one machine keep apart.
 PUBLISHED_PREFIX = "klr-"
@@ -133,9 +134,17 @@ class Publish:
     def repository(self, runtime: Runtime) -> str:
         return f"{self.registry}/{self.owner}/{runtime.published_name}"
 
-    def tags(self, date: str) -> list[str]:
-        """The tags every image is pushed under: the moving one and an immutable dated one."""
-        return ["latest", date]
+    def tags(self, runtime: Runtime, exact: str, date: str) -> list[str]:
+        """The tags an image is pushed under: its exact version (3.11.2), the row's version
+        (3.11, or bookworm for provided), latest, and the immutable <exact>-<YYYYMMDD>."""
+        tags = list(dict.fromkeys([exact, runtime.version, "latest", f"{exact}-{date}"]))
+        bad = [t for t in tags if not TAG_PATTERN.fullmatch(t)]
+        if bad:
+            raise UserError(
+                f"{runtime.image}: {', '.join(bad)} cannot be a tag (letters, digits, . _ -); "
+                "fix the row's version in images/runtimes.toml"
+            )
+        return tags
 
 
 @dataclass(frozen=True)

@@ -103,3 +103,26 @@ def test_an_unavailable_row_needs_only_its_reason(tmp_path):
         '[runtimes.cobol85]\nlanguage = "cobol"\nversion = "85"\nunavailable = "no compiler"\n'
     )
     assert matrix.load(path).runtimes["cobol85"].unavailable == "no compiler"
+
+
+def test_tags_are_the_exact_version_the_row_version_latest_and_a_dated_exact_one():
+    m = matrix.load()
+    assert m.publish.tags(m.runtimes["python311"], "3.11.2", "20261202") == [
+        "3.11.2",
+        "3.11",
+        "latest",
+        "3.11.2-20261202",
+    ]
+    # provided's row version is its Debian suite; its exact version the Debian release.
+    assert m.publish.tags(m.runtimes["provided"], "12.13", "20261202") == [
+        "12.13",
+        "bookworm",
+        "latest",
+        "12.13-20261202",
+    ]
+
+
+def test_a_version_that_cannot_be_a_tag_is_refused():
+    m = matrix.load()
+    with pytest.raises(UserError, match="cannot be a tag"):
+        m.publish.tags(m.runtimes["python311"], "3.11.2+dfsg", "20261202")
