@@ -116,8 +116,12 @@ def queue_proxy_env(service: dict, pod: str, pod_ip: str, host_ip: str) -> dict[
     readiness = ""
     if probe:
         # revision_defaults.go applyReadinessProbeDefaults, then queue.go's own: the probe goes
-        # to 127.0.0.1 on the user port, over HTTP unless it says otherwise.
+        # to 127.0.0.1 on the user port, over HTTP unless it says otherwise. Without
+        # periodSeconds the queue-proxy probes aggressively (every 50 ms, for up to 10 s).
         probe = {**probe, "successThreshold": probe.get("successThreshold") or 1}
+        if probe.get("periodSeconds"):
+            probe["failureThreshold"] = probe.get("failureThreshold") or 3
+            probe["timeoutSeconds"] = probe.get("timeoutSeconds") or 1
         if "httpGet" in probe:
             probe["httpGet"] = {
                 "scheme": "HTTP",

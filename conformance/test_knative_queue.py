@@ -16,6 +16,7 @@ import requests
 from conformance.knative_pod import Pod
 from images import manifest
 from images.wait import startup_allowance, until
+from tests.endpoint import LOG_LAG_SECONDS
 
 RUNTIME_IDS = ("python313", "node22", "ruby33", "java21", "go")
 SLOW_SECONDS = 2  # a slow request: long enough to be seen waiting, short enough to be cheap
@@ -60,7 +61,8 @@ def test_requests_are_served_through_the_queue_proxy(pod):
     answer = requests.post(hello.url, json={"through": "queue-proxy"}, timeout=30)
     assert answer.status_code == 200, hello.logs()
     assert answer.json() == {"through": "queue-proxy"}
-    assert answer.headers["X-Amzn-RequestId"] in hello.logs()  # KLR's START line
+    request_id = answer.headers["X-Amzn-RequestId"]  # KLR's, in its START line
+    until(f"KLR to log {request_id}", LOG_LAG_SECONDS, lambda: request_id in hello.logs())
 
 
 def test_container_concurrency_holds_the_extra_request_in_the_queue_proxy(pod, runtime):
