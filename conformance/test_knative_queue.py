@@ -47,10 +47,10 @@ def pod(docker_client, fixture_image, language, runtime):
         started.remove()
 
 
-def all_invokers_ready(pod: Pod, runtime) -> None:
+def all_invokers_ready(pod: Pod, invokers: int) -> None:
     until(
         "all of KLR's invokers to ask for work",
-        startup_allowance(runtime.startup_seconds, 2) + 10,
+        startup_allowance(pod.startup_seconds, invokers) + 10,
         lambda: (state := pod.klr_state()) and state["readyInvokers"] == state["invokers"],
         pod.logs,
     )
@@ -65,13 +65,13 @@ def test_requests_are_served_through_the_queue_proxy(pod):
     until(f"KLR to log {request_id}", LOG_LAG_SECONDS, lambda: request_id in hello.logs())
 
 
-def test_container_concurrency_holds_the_extra_request_in_the_queue_proxy(pod, runtime):
+def test_container_concurrency_holds_the_extra_request_in_the_queue_proxy(pod):
     """containerConcurrency = INVOKER_COUNT: of INVOKER_COUNT + 1 slow requests, the queue-proxy
     passes INVOKER_COUNT to KLR and holds the last until one is answered. KLR (which would
     queue it itself) never counts more than INVOKER_COUNT in flight, and none fails."""
     invokers = 2
     hello = pod("sleep", invokers=invokers)
-    all_invokers_ready(hello, runtime)
+    all_invokers_ready(hello, invokers)
     seen: list[int] = []
     done = threading.Event()
 
