@@ -104,6 +104,8 @@ class FrontDoor:
                     "ready": ready,
                     "readyInvokers": self.pool.ready_count,
                     "invokers": len(self.pool.invokers),
+                    # Running or queued: what a proxy in front (Knative's queue-proxy) let in.
+                    "inFlight": self.pool.in_flight,
                 },
             )
         return json_response(

@@ -69,7 +69,7 @@ class Endpoint:
         return self
 
     def ready_state(self) -> dict:
-        """/_klr/ready's body: {"ready": ..., "readyInvokers": n, "invokers": n}."""
+        """/_klr/ready's body: {"ready": ..., "readyInvokers": n, "invokers": n, "inFlight": n}."""
         return requests.get(self.url + "/_klr/ready", timeout=2).json()
 
     def invoke(self, event: object = None, path: str = "/", **kwargs) -> requests.Response:

@@ -163,6 +163,7 @@ def test_health_endpoints_never_invoke_the_function(start_server):
         "ready": True,
         "readyInvokers": 1,
         "invokers": 1,
+        "inFlight": 0,
     }
     assert requests.get(server.url + "/_klr/other", timeout=5).status_code == 404
     assert "START" not in server.logs()
@@ -171,6 +172,17 @@ def test_health_endpoints_never_invoke_the_function(start_server):
 def test_not_ready_until_a_bootstrap_asks_for_work(start_server):
     server = start_server(bootstrap="exec sleep 600", ready=False, KLR_SHUTDOWN_TIMEOUT="0")
     assert requests.get(server.url + "/_klr/ready", timeout=5).status_code == 503
+
+
+def test_ready_counts_the_invocations_in_flight_running_or_queued(start_server):
+    server = start_server("handler.sleep")
+    with ThreadPoolExecutor(2) as pool:
+        calls = [pool.submit(server.invoke, {"seconds": 1}) for _ in range(2)]
+        state = until(
+            "two invocations in flight", 10, lambda: server.ready_state()["inFlight"] == 2
+        )
+        assert state and [call.result().status_code for call in calls] == [200, 200]
+    assert server.ready_state()["inFlight"] == 0
 
 
 def test_sigterm_drains_in_flight_work_then_exits_0(start_server):
