@@ -2,7 +2,7 @@
 
 matrix   images/runtimes.toml: the runtimes, loaded and validated
 host     the host's prerequisites: a running Docker engine, mmdebstrap
-rootfs   the Debian base root filesystems, imported as klr-base:<suite>
+rootfs   the Debian base root filesystems, reproducible, loaded as klr-base:<suite>
 downloads  packages from registries (node, npm, pip, Go, JRuby), fetched on the host and checked
 build    building, inspecting and removing the klr-* images
 sbom     what a built image holds (CycloneDX SBOM), its exact version and what changed
