@@ -11,7 +11,6 @@ result is reused until it is refreshed (or removed by `invoke clean`).
 import hashlib
 import json
 import os
-import shlex
 import subprocess
 import tarfile
 import tempfile
@@ -73,7 +72,7 @@ def source_date_epoch(suite: str) -> int:
             reply.raise_for_status()
         except requests.RequestException as e:
             raise UserError(f"cannot read {url} ({e}); check the network and the mirror") from None
-        dates.append(_release_date(reply.text, url))
+        dates.append(release_date(reply.text, url))
     return max(dates)
 
 
@@ -82,8 +81,11 @@ def mmdebstrap_command(
 ) -> list[str]:
     """The mmdebstrap call that writes the suite's root filesystem as a tarball to output, and
     the Date lines of the Release files it used to release_dates."""
+    # Written inside the chroot (its /tmp is emptied before packing) and downloaded: that works
+    # in every mmdebstrap mode, root or not.
     keep_dates = (
-        f'grep -h "^Date:" "$1"/var/lib/apt/lists/*Release > {shlex.quote(str(release_dates))}'
+        'grep -h "^Date:" "$1"/var/lib/apt/lists/*Release > "$1/tmp/release-dates"',
+        f"download /tmp/release-dates {release_dates}",
     )
     return [
         "mmdebstrap",
@@ -96,7 +98,7 @@ def mmdebstrap_command(
         *(('--aptopt=Acquire::Check-Valid-Until "false"',) if suite in ROLLING_SUITES else ()),
         *(f"--dpkgopt=path-exclude={p}" for p in PATH_EXCLUDES),
         *(f"--dpkgopt=path-include={p}" for p in PATH_INCLUDES),
-        *(f"--customize-hook={hook}" for hook in (*CUSTOMIZE_HOOKS, keep_dates)),
+        *(f"--customize-hook={hook}" for hook in (*CUSTOMIZE_HOOKS, *keep_dates)),
         "--format=tar",
         suite,
         str(output),
@@ -128,8 +130,8 @@ def build(client: docker.APIClient, suite: str, verbose: bool = False) -> str:
     host.ensure_mmdebstrap()
     epoch = source_date_epoch(suite)
     with tempfile.TemporaryDirectory(prefix="klr-base-") as folder:
-        layer, release_dates = Path(folder, "layer.tar"), Path(folder, "release-dates")
-        command = mmdebstrap_command(suite, layer, release_dates, verbose)
+        layer, dates = Path(folder, "layer.tar"), Path(folder, "release-dates")
+        command = mmdebstrap_command(suite, layer, dates, verbose)
         # mmdebstrap's messages go to stderr, that is to the terminal.
         proc = subprocess.Popen(command, env={**os.environ, "SOURCE_DATE_EPOCH": str(epoch)})
         try:
@@ -142,13 +144,14 @@ def build(client: docker.APIClient, suite: str, verbose: bool = False) -> str:
             raise UserError(
                 f"mmdebstrap failed for suite '{suite}' (exit {returncode}); its output is above"
             )
-        used = _release_date(release_dates.read_text(), "the apt lists")
+        used = release_date(dates.read_text(), "the apt lists")
         if used != epoch:
             raise UserError(
                 f"Debian's archive changed while the {suite} base was built (Release files of "
                 f"{_timestamp(epoch)}, then of {_timestamp(used)}); build it again"
             )
-        return _load(client, layer, _config(client, suite, epoch, _sha256(layer)))
+        config = image_config(client.version()["Arch"], suite, epoch, _sha256(layer))
+        return _load(client, layer, config)
 
 
 def _load(client: docker.APIClient, layer: Path, config: bytes) -> str:
@@ -162,7 +165,7 @@ def _load(client: docker.APIClient, layer: Path, config: bytes) -> str:
     }
     image_id = f"sha256:{hashlib.sha256(config).hexdigest()}"
     try:
-        messages = list(client.load_image(_tar_stream(members)))
+        messages = list(client.load_image(tar_stream(members)))
     except docker.errors.APIError as e:
         raise UserError(f"loading the base into Docker failed: {e.explanation}") from None
     # An error after the reply started is a message of the stream; before, its whole body.
@@ -176,12 +179,12 @@ def _load(client: docker.APIClient, layer: Path, config: bytes) -> str:
     return image_id
 
 
-def _config(client: docker.APIClient, suite: str, epoch: int, layer_digest: str) -> bytes:
+def image_config(architecture: str, suite: str, epoch: int, layer_digest: str) -> bytes:
     """The image config (the OCI/Docker image JSON) of a base: the same bytes for the same
     layer and epoch, never the build's time."""
     created = _timestamp(epoch)
     config = {
-        "architecture": client.version()["Arch"],
+        "architecture": architecture,
         "os": "linux",
         "created": created,
         "config": IMAGE_CONFIG,
@@ -191,7 +194,7 @@ def _config(client: docker.APIClient, suite: str, epoch: int, layer_digest: str)
     return json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _tar_stream(members: dict[str, bytes | Path]) -> Iterator[bytes]:
+def tar_stream(members: dict[str, bytes | Path]) -> Iterator[bytes]:
     """A tar archive of the members (contents, or a file to copy), in chunks."""
     for name, content in members.items():
         info = tarfile.TarInfo(name)
@@ -214,7 +217,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _release_date(text: str, source: str) -> int:
+def release_date(text: str, source: str) -> int:
     """The newest Date: line of Release files' text, as a Unix time."""
     dates = [line.partition(":")[2] for line in text.splitlines() if line.startswith("Date:")]
     if not dates:
