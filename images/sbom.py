@@ -72,8 +72,9 @@ def installed_packages(status: str) -> list[dict[str, str]]:
 
 def upstream_version(debian_version: str) -> str:
     """The upstream part of a Debian version, as far as a tag can spell it: no epoch, no
-    Debian revision, no +dfsg or +build suffix (1:3.11.2-6+deb12u9 -> 3.11.2)."""
-    upstream = debian_version.split(":", 1)[-1].rsplit("-", 1)[0]
+    Debian revision, no +dfsg or +build suffix (1:3.11.2-6+deb12u9 -> 3.11.2). Debian spells a
+    version that went back as <higher>+really<actual> (3.1.7+really3.1.2 -> 3.1.2)."""
+    upstream = debian_version.split(":", 1)[-1].rsplit("-", 1)[0].rpartition("+really")[2]
     found = VERSION_START.match(upstream)
     return found.group(0) if found else upstream
 

@@ -45,6 +45,8 @@ def test_installed_packages_are_read_from_the_dpkg_status():
         ("python311", {"python3.11": "3.11.2-6+deb12u9"}, "3.11.2"),
         ("python37", {"pypy3": "7.3.5+dfsg-2+deb11u5"}, "pypy7.3.5"),
         ("ruby31", {"ruby3.1": "3.1.2-7+deb12u1"}, "3.1.2"),
+        # Bookworm's security update that went back from 3.1.7 to 3.1.2.
+        ("ruby31", {"ruby3.1": "3.1.7+really3.1.2-0+deb12u1"}, "3.1.2"),
         ("java8", {"openjdk-8-jre-headless": "8u504-ga-1"}, "8u504"),
         ("java21", {"openjdk-21-jre-headless": "21.0.13.1+2-1~deb13u1"}, "21.0.13.1"),
         ("node22", {}, "22.23.3"),
